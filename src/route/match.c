@@ -1,0 +1,484 @@
+/*
+ * route/match.c — choosing API, stage, resource and method for a request,
+ * building the integration URL and the cache key.
+ *
+ * Precedence (API Gateway's): per path segment a literal beats {param} beats
+ * {greedy+}, compared left to right; a method's own entry beats ANY.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "crypto/crypto.h"
+#include "route/route.h"
+#include "route/route_int.h"
+
+#define MAX_SEGS 64
+
+/* ================= resources ================= */
+
+struct span {
+    const char *p;
+    size_t len;
+};
+
+/* Splits "/a/b/c" into segment spans; a trailing "/" adds no segment.
+ * Returns the count, or -1 when there are more than `max`. */
+static int split_path(const char *path, size_t len, struct span *segs, int max)
+{
+    int n = 0;
+    size_t i = 0;
+    while (i < len) {
+        if (path[i] == '/') {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        if (n == max)
+            return -1;
+        segs[n].p = path + start;
+        segs[n].len = i - start;
+        n++;
+    }
+    return n;
+}
+
+/* Matches against pre-split path segments; score encodes per-segment ranks
+ * (3 literal, 2 param, 1 greedy) as base-4 digits, most significant first,
+ * so a plain integer comparison gives API Gateway's left-to-right precedence. */
+/* Only the first 31 segments rank (31 base-4 digits fit in 62 bits); deeper
+ * segments still have to match. */
+static uint64_t push_rank(uint64_t sc, int depth, unsigned rank)
+{
+    return depth < 31 ? sc * 4 + rank : sc;
+}
+
+static int match_segs(const struct route_resource *r, const struct span *segs, int n,
+                      struct route_param *params, size_t *n_params, uint64_t *score)
+{
+    uint64_t sc = 0;
+    size_t np = 0;
+    int i = 0;
+    for (size_t k = 0; k < r->n_segs; k++) {
+        const struct route_seg *s = &r->segs[k];
+        if (i >= n)
+            return -1;
+        if (s->kind == ROUTE_SEG_GREEDY) {
+            /* {proxy+} takes every remaining segment (at least one). */
+            if (np < ROUTE_MAX_PARAMS) {
+                params[np].name = s->text;
+                params[np].name_len = s->len;
+                params[np].value = segs[i].p;
+                params[np].value_len = (size_t)(segs[n - 1].p + segs[n - 1].len - segs[i].p);
+                np++;
+            }
+            for (; i < n; i++)
+                sc = push_rank(sc, i, 1);
+            break;
+        }
+        if (s->kind == ROUTE_SEG_LITERAL) {
+            if (segs[i].len != s->len || memcmp(segs[i].p, s->text, s->len) != 0)
+                return -1;
+            sc = push_rank(sc, i, 3);
+        } else {
+            if (np < ROUTE_MAX_PARAMS) {
+                params[np].name = s->text;
+                params[np].name_len = s->len;
+                params[np].value = segs[i].p;
+                params[np].value_len = segs[i].len;
+                np++;
+            }
+            sc = push_rank(sc, i, 2);
+        }
+        i++;
+    }
+    if (i != n)
+        return -1;
+    *n_params = np;
+    *score = sc;
+    return 0;
+}
+
+int route_resource_match(const struct route_resource *r, const char *path, size_t len,
+                         struct route_param *params, size_t *n_params)
+{
+    struct span segs[MAX_SEGS];
+    int n = split_path(path, len, segs, MAX_SEGS);
+    uint64_t score;
+    if (n < 0 || match_segs(r, segs, n, params, n_params, &score) != 0)
+        return -1;
+    return (int)(score & 0x7fffffff);
+}
+
+static bool has_dot_segment(const struct span *segs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (str_eq_c(segs[i].p, segs[i].len, ".") || str_eq_c(segs[i].p, segs[i].len, ".."))
+            return true;
+        /* Percent-encoded dots are dot segments to an origin that decodes. */
+        if (segs[i].len <= 6 && (str_ieq_c(segs[i].p, segs[i].len, "%2e") ||
+                                 str_ieq_c(segs[i].p, segs[i].len, "%2e%2e") ||
+                                 str_ieq_c(segs[i].p, segs[i].len, ".%2e") ||
+                                 str_ieq_c(segs[i].p, segs[i].len, "%2e.")))
+            return true;
+    }
+    return false;
+}
+
+/* Finds resource and method in an API for a path within a stage. */
+static int match_in_api(const struct route_api *api, const char *method, size_t method_len,
+                        const char *path, size_t path_len, struct route_match *m)
+{
+    struct span segs[MAX_SEGS];
+    int n = split_path(path, path_len, segs, MAX_SEGS);
+    if (n < 0 || has_dot_segment(segs, n))
+        return ROUTE_BAD_PATH;
+    const struct route_resource *best = NULL;
+    uint64_t best_score = 0;
+    struct route_param params[ROUTE_MAX_PARAMS];
+    size_t np;
+    for (size_t r = 0; r < api->n_resources; r++) {
+        uint64_t score;
+        const struct route_resource *res = &api->resources[r];
+        if (match_segs(res, segs, n, params, &np, &score) != 0)
+            continue;
+        if (!best || score > best_score) {
+            best = res;
+            best_score = score;
+        }
+    }
+    if (!best)
+        return ROUTE_NO_RESOURCE;
+    const struct route_method *any = NULL, *own = NULL;
+    for (size_t i = 0; i < best->n_methods; i++) {
+        const char *cm = best->methods[i].cfg->http_method;
+        if (strcmp(cm, "ANY") == 0)
+            any = &best->methods[i];
+        else if (str_eq_c(method, method_len, cm))
+            own = &best->methods[i];
+    }
+    if (!own && !any)
+        return ROUTE_NO_METHOD;
+    m->api = api;
+    m->resource = best;
+    m->method = own ? own : any;
+    m->path = path;
+    m->path_len = path_len;
+    match_segs(best, segs, n, m->params, &m->n_params, &best_score);
+    return ROUTE_OK;
+}
+
+static bool find_stage(const struct cfg_api *api, const char *name, size_t len, size_t *idx)
+{
+    for (size_t i = 0; i < api->n_stages; i++)
+        if (str_eq_c(name, len, api->stages[i].name)) {
+            *idx = i;
+            return true;
+        }
+    return false;
+}
+
+/* Host without its port. */
+static size_t host_name_len(const char *host, size_t len)
+{
+    if (len && host[0] == '[') {
+        const char *end = memchr(host, ']', len);
+        return end ? (size_t)(end - host) + 1 : len;
+    }
+    const char *colon = memchr(host, ':', len);
+    return colon ? (size_t)(colon - host) : len;
+}
+
+static const struct route_api *api_by_id(const struct route_table *t, const char *id, size_t *idx)
+{
+    for (size_t i = 0; i < t->n_apis; i++)
+        if (strcmp(t->apis[i].cfg->id, id) == 0) {
+            *idx = i;
+            return &t->apis[i];
+        }
+    return NULL;
+}
+
+/* The base path mapping for this request, most specific first: longer base
+ * paths before shorter, host-specific before host-less. */
+static const struct cfg_base_path_mapping *find_mapping(const struct cfg_server *srv,
+                                                        const char *host, size_t host_len,
+                                                        const char *path, size_t path_len,
+                                                        size_t *rest_off)
+{
+    const struct cfg_base_path_mapping *best = NULL;
+    size_t best_len = 0;
+    bool best_host = false;
+    size_t hl = host ? host_name_len(host, host_len) : 0;
+    for (size_t i = 0; i < srv->n_mappings; i++) {
+        const struct cfg_base_path_mapping *mp = &srv->mappings[i];
+        if (mp->host && !(host && str_ieq_c(host, hl, mp->host)))
+            continue;
+        size_t bl = strlen(mp->base_path);
+        if (bl) {
+            /* "/v1" must be followed by "/" or the end: "/v10" is not "/v1". */
+            if (path_len < bl + 1 || memcmp(path + 1, mp->base_path, bl) != 0)
+                continue;
+            if (path_len > bl + 1 && path[bl + 1] != '/')
+                continue;
+        }
+        bool better = !best || bl > best_len || (bl == best_len && mp->host && !best_host);
+        if (better) {
+            best = mp;
+            best_len = bl;
+            best_host = mp->host != NULL;
+        }
+    }
+    *rest_off = best_len ? best_len + 1 : 0;
+    return best;
+}
+
+static int finish_match(const struct route_table *t, size_t api_idx, size_t stage_idx,
+                        const char *method, size_t method_len, const char *rest,
+                        size_t rest_len, struct route_match *m)
+{
+    const struct route_api *api = &t->apis[api_idx];
+    static const char root[] = "/";
+    if (rest_len == 0) {
+        rest = root;
+        rest_len = 1;
+    }
+    int rc = match_in_api(api, method, method_len, rest, rest_len, m);
+    if (rc != ROUTE_OK)
+        return rc;
+    m->api_index = api_idx;
+    m->stage_index = stage_idx;
+    m->stage = &api->cfg->stages[stage_idx];
+    int mi = route__method_index(method, method_len);
+    m->settings = &m->method->settings[stage_idx * ROUTE_N_METHODS + (size_t)mi];
+    return ROUTE_OK;
+}
+
+int route_match(const struct route_table *t, const char *host, size_t host_len,
+                const char *method, size_t method_len, const char *path, size_t path_len,
+                struct route_match *m)
+{
+    memset(m, 0, offsetof(struct route_match, params));
+    m->n_params = 0;
+    if (path_len == 0 || path[0] != '/')
+        return ROUTE_BAD_PATH;
+    size_t rest_off;
+    const struct cfg_base_path_mapping *mp =
+        find_mapping(&t->cfg->server, host, host_len, path, path_len, &rest_off);
+    if (mp) {
+        size_t ai, si;
+        const struct route_api *api = api_by_id(t, mp->api, &ai);
+        GATE_ASSERT(api != NULL && find_stage(api->cfg, mp->stage, strlen(mp->stage), &si));
+        return finish_match(t, ai, si, method, method_len, path + rest_off, path_len - rest_off,
+                            m);
+    }
+    /* Which API: the only one, or the one whose id is the first Host label. */
+    size_t ai = 0;
+    if (t->n_apis == 0)
+        return ROUTE_NO_API;
+    if (t->n_apis > 1) {
+        bool found = false;
+        size_t hl = host ? host_name_len(host, host_len) : 0;
+        for (size_t i = 0; i < t->n_apis && !found; i++) {
+            size_t idl = strlen(t->apis[i].cfg->id);
+            if (hl > idl && host[idl] == '.' && memcmp(host, t->apis[i].cfg->id, idl) == 0) {
+                ai = i;
+                found = true;
+            }
+        }
+        if (!found)
+            return ROUTE_NO_API;
+    }
+    /* "/{stage}/rest" */
+    const char *stage = path + 1;
+    const char *slash = memchr(stage, '/', path_len - 1);
+    size_t stage_len = slash ? (size_t)(slash - stage) : path_len - 1;
+    size_t si;
+    if (stage_len == 0 || !find_stage(t->apis[ai].cfg, stage, stage_len, &si))
+        return ROUTE_NO_STAGE;
+    size_t off = 1 + stage_len;
+    return finish_match(t, ai, si, method, method_len, path + off, path_len - off, m);
+}
+
+/* ================= integration URL ================= */
+
+static const struct route_param *find_param(const struct route_match *m, const char *name,
+                                            size_t len)
+{
+    for (size_t i = 0; i < m->n_params; i++)
+        if (m->params[i].name_len == len && memcmp(m->params[i].name, name, len) == 0)
+            return &m->params[i];
+    return NULL;
+}
+
+void route_build_url(const struct route_match *m, const char *query, size_t query_len,
+                     struct buf *out)
+{
+    const char *uri = m->method->cfg->integration.uri;
+    const char *p = uri;
+    bool has_query = strchr(uri, '?') != NULL;
+    while (*p) {
+        const char *open = strchr(p, '{');
+        const char *close = open ? strchr(open, '}') : NULL;
+        if (!open || !close) {
+            buf_append_str(out, p);
+            break;
+        }
+        buf_append(out, p, (size_t)(open - p));
+        size_t nlen = (size_t)(close - open - 1);
+        if (nlen && open[nlen] == '+') /* "{proxy+}" written in the uri too */
+            nlen--;
+        const struct route_param *prm = find_param(m, open + 1, nlen);
+        if (prm)
+            buf_append(out, prm->value, prm->value_len);
+        p = close + 1;
+    }
+    if (query && query_len) {
+        buf_append_char(out, has_query ? '&' : '?');
+        buf_append(out, query, query_len);
+    }
+}
+
+/* ================= cache key ================= */
+
+/* Appends every value of query parameter `name` (raw, comma-joined in request
+ * order); returns false when the parameter is absent. */
+static bool query_values(const char *q, size_t qlen, const char *name, size_t nlen,
+                         struct buf *out)
+{
+    bool found = false;
+    size_t i = 0;
+    while (i <= qlen && q) {
+        size_t start = i;
+        while (i < qlen && q[i] != '&')
+            i++;
+        const char *pair = q + start;
+        size_t plen = i - start;
+        const char *eq = memchr(pair, '=', plen);
+        size_t klen = eq ? (size_t)(eq - pair) : plen;
+        if (klen == nlen && memcmp(pair, name, nlen) == 0) {
+            if (found)
+                buf_append_char(out, ',');
+            if (eq)
+                buf_append(out, eq + 1, plen - klen - 1);
+            found = true;
+        }
+        i++;
+    }
+    return found;
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+    size_t n = GATE_MIN(x->len, y->len);
+    int c = memcmp(x->p, y->p, n);
+    return c ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+/* Every query parameter, sorted, so "?a=1&b=2" and "?b=2&a=1" share an entry. */
+static void query_all(const char *q, size_t qlen, struct buf *out)
+{
+    struct span pairs[128];
+    size_t n = 0;
+    size_t i = 0;
+    while (q && i < qlen) {
+        size_t start = i;
+        while (i < qlen && q[i] != '&')
+            i++;
+        if (i > start) {
+            if (n == GATE_ARRAY_LEN(pairs)) {
+                /* Too many to sort here: the raw query still keys exactly. */
+                buf_append(out, q, qlen);
+                return;
+            }
+            pairs[n].p = q + start;
+            pairs[n].len = i - start;
+            n++;
+        }
+        i++;
+    }
+    qsort(pairs, n, sizeof(pairs[0]), cmp_span);
+    for (size_t k = 0; k < n; k++) {
+        buf_append(out, pairs[k].p, pairs[k].len);
+        buf_append_char(out, '&');
+    }
+}
+
+/* Key layout: METHOD \0 PATH \0 then per parameter: kind letter, name, then
+ * '=' value '\0' or '\1' when absent. Values are length-safe: a '\0' cannot
+ * appear inside a request head, and bodies enter only as a fixed-size digest. */
+void route_build_key(const struct route_match *m, const struct route_request_view *rv,
+                     struct buf *out)
+{
+    buf_append(out, rv->method, rv->method_len);
+    buf_append_char(out, '\0');
+    buf_append(out, m->path, m->path_len);
+    buf_append_char(out, '\0');
+    for (size_t i = 0; i < m->method->n_keyparams; i++) {
+        const struct route_keyparam *kp = &m->method->keyparams[i];
+        static const char kinds[] = "qQhpb";
+        buf_append_char(out, kinds[kp->kind]);
+        buf_append(out, kp->name, kp->len);
+        size_t mark = out->len;
+        buf_append_char(out, '=');
+        bool present = true;
+        switch (kp->kind) {
+        case ROUTE_KEY_QUERY:
+            present = query_values(rv->query, rv->query_len, kp->name, kp->len, out);
+            break;
+        case ROUTE_KEY_QUERY_ALL:
+            query_all(rv->query, rv->query_len, out);
+            break;
+        case ROUTE_KEY_HEADER: {
+            size_t vl = 0;
+            const char *v = rv->header(rv->ctx, kp->name, kp->len, &vl);
+            present = v != NULL;
+            if (v)
+                buf_append(out, v, vl);
+            break;
+        }
+        case ROUTE_KEY_PATH: {
+            const struct route_param *prm = find_param(m, kp->name, kp->len);
+            present = prm != NULL;
+            if (prm)
+                buf_append(out, prm->value, prm->value_len);
+            break;
+        }
+        case ROUTE_KEY_BODY: {
+            uint8_t d[CRY_SHA256_LEN];
+            cry_sha256(rv->body ? rv->body : "", rv->body_len, d);
+            buf_append(out, d, sizeof(d));
+            break;
+        }
+        }
+        if (!present) {
+            out->len = mark;
+            buf_append_char(out, '\1');
+        } else {
+            buf_append_char(out, '\0');
+        }
+    }
+}
+
+bool route_fill_invalidation(const struct route_invalidation *inv, const struct route_match *m,
+                             struct buf *out)
+{
+    if (inv->n_segs == 0)
+        buf_append_char(out, '/');
+    for (size_t i = 0; i < inv->n_segs; i++) {
+        const struct route_seg *s = &inv->segs[i];
+        buf_append_char(out, '/');
+        if (s->kind == ROUTE_SEG_LITERAL) {
+            buf_append(out, s->text, s->len);
+            continue;
+        }
+        const struct route_param *prm = find_param(m, s->text, s->len);
+        if (!prm)
+            return false;
+        buf_append(out, prm->value, prm->value_len);
+    }
+    return true;
+}

@@ -1,0 +1,496 @@
+/*
+ * server/conn.c — client connections: reading and parsing request heads and
+ * bodies, pipelining (one request answered at a time, in order), writes,
+ * timeouts, limits and closing.
+ *
+ * Invariants: a connection has at most one request (c->req); bytes of later
+ * pipelined requests wait in c->in and are parsed only after the current
+ * answer has been queued, so answers leave in request order. Reading stops
+ * while a request is busy and c->in holds more than a head's worth of bytes.
+ * The connection is freed only after both of its handles' close callbacks.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+#define READ_CHUNK 65536
+
+static void conn_read_start(struct conn *c);
+static void conn_read_stop(struct conn *c);
+static void on_linger_timeout(uv_timer_t *t);
+static void process_input(struct conn *c);
+
+/* ================= writes ================= */
+
+struct wreq {
+    uv_write_t w;
+    struct conn *c;
+    struct cache_entry *entry; /* ref or NULL */
+    size_t len;
+    char data[];               /* copied bytes (head/extra for entries) */
+};
+
+size_t conn_write_queue(const struct conn *c)
+{
+    return c->tcp.write_queue_size;
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+    struct wreq *wr = (struct wreq *)w;
+    struct conn *c = wr->c;
+    cache_entry_release(&wr->entry);
+    free(wr);
+    c->writes_pending--;
+    if (status < 0 && c->state != CONN_CLOSING) {
+        conn_close(c);
+        return;
+    }
+    if (c->req && c->req->upstream_paused && conn_write_queue(c) < 256 * 1024)
+        req_write_drained(c->req);
+    if (c->close_after_write && c->writes_pending == 0)
+        conn_linger(c);
+}
+
+static void submit(struct conn *c, struct wreq *wr, uv_buf_t *bufs, unsigned n)
+{
+    wr->c = c;
+    c->writes_pending++;
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, n, on_write) != 0) {
+        c->writes_pending--;
+        cache_entry_release(&wr->entry);
+        free(wr);
+        conn_close(c);
+    }
+}
+
+void conn_write_copy(struct conn *c, const char *data, size_t len)
+{
+    if (c->state == CONN_CLOSING || len == 0)
+        return;
+    struct wreq *wr = xmalloc(sizeof(*wr) + len);
+    wr->entry = NULL;
+    wr->len = len;
+    memcpy(wr->data, data, len);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    submit(c, wr, &b, 1);
+}
+
+void conn_write_entry(struct conn *c, struct cache_entry *e, const char *extra, size_t extra_len,
+                      bool with_body)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    /* One writev: stored head, the per-hit headers, the body straight from
+     * the entry (no copy; the ref keeps it alive until the write completes). */
+    struct wreq *wr = xmalloc(sizeof(*wr) + extra_len);
+    wr->entry = cache_entry_ref(e);
+    wr->len = extra_len;
+    memcpy(wr->data, extra, extra_len);
+    uv_buf_t b[3];
+    unsigned n = 0;
+    b[n++] = uv_buf_init((char *)e->head, (unsigned)e->head_len);
+    b[n++] = uv_buf_init(wr->data, (unsigned)extra_len);
+    if (with_body && e->body_len)
+        b[n++] = uv_buf_init(e->body, (unsigned)e->body_len);
+    submit(c, wr, b, n);
+}
+
+/* ================= lifecycle ================= */
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status < 0)
+        conn_close(c);
+}
+
+/* Closing right after an error answer while request bytes are still unread
+ * makes the kernel send RST, and the client may lose the answer. So: send
+ * FIN, read and discard until the client closes, bounded by a short timer. */
+void conn_linger(struct conn *c)
+{
+    if (c->lingering || c->state == CONN_CLOSING)
+        return;
+    c->lingering = true;
+    c->state = CONN_BUSY;
+    req_free(&c->req);
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_linger_timeout, 1000, 0);
+    conn_read_start(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (--c->closing_handles > 0)
+        return;
+    struct wrk *w = c->w;
+    buf_free(&c->in);
+    free(c);
+    w->n_conns--;
+    atomic_fetch_sub(&srv.n_conns, 1);
+    if (w->stopping && w->n_conns == 0)
+        wrk_poke(w); /* let the drain see the last connection go */
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->state = CONN_CLOSING;
+    if (c->req) {
+        req_abort(c->req);
+        req_free(&c->req);
+    }
+    srv_runtime_release(&c->rt);
+    struct wrk *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->closing_handles = 2;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    switch (c->state) {
+    case CONN_HEAD:
+    case CONN_BODY:
+        /* RFC 9110 §15.5.9: the client took too long to send its request. */
+        conn_respond_error(c, 408, "Request Timeout");
+        break;
+    case CONN_BUSY:
+        if (c->req)
+            req_resume_waiter(c->req, true); /* bounded wait for a coalesced fill */
+        else
+            conn_close(c); /* an error answer the client does not read */
+        break;
+    default:
+        conn_close(c);
+    }
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+void conn_arm_timer(struct conn *c, uint32_t ms)
+{
+    uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+static const struct cfg_limits *limits(struct conn *c)
+{
+    return &wrk_runtime(c->w)->cfg->server.limits;
+}
+
+void conn_accept(struct wrk *w, uv_stream_t *listener)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    buf_init(&c->in);
+    w->n_conns++;
+    atomic_fetch_add(&srv.n_conns, 1);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
+    }
+    const struct cfg_limits *lim = limits(c);
+    if ((uint32_t)atomic_load(&srv.n_conns) > lim->max_connections) {
+        /* Over the limit: say so and close, rather than leave it hanging. */
+        conn_respond_error(c, 503, "Too many connections");
+        return;
+    }
+    c->state = CONN_IDLE;
+    conn_arm_timer(c, lim->idle_timeout_ms);
+    conn_read_start(c);
+}
+
+/* ================= reading ================= */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct conn *c = h->data;
+    buf_reserve(&c->in, READ_CHUNK);
+    b->base = c->in.data + c->in.len;
+    b->len = c->in.cap - c->in.len - 1;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct conn *c = s->data;
+    if (n < 0) {
+        if (c->lingering) {
+            conn_close(c);
+            return;
+        }
+        /* A client may half-close after its request and still read the
+         * answer; anything else (error, EOF mid-request) ends the connection. */
+        if (n == UV_EOF && c->state == CONN_BUSY && c->req) {
+            conn_read_stop(c);
+            c->keep_alive = false;
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    if (c->lingering) {
+        c->in.len = 0; /* discard: we are only waiting for the client's FIN */
+        return;
+    }
+    if (n == 0)
+        return;
+    c->in.len += (size_t)n;
+    c->in.data[c->in.len] = '\0';
+    if (c->state == CONN_IDLE) {
+        c->state = CONN_HEAD;
+        conn_arm_timer(c, limits(c)->header_timeout_ms);
+    }
+    process_input(c);
+}
+
+static void conn_read_start(struct conn *c)
+{
+    if (!c->reading && c->state != CONN_CLOSING) {
+        c->reading = true;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
+static void conn_read_stop(struct conn *c)
+{
+    if (c->reading) {
+        c->reading = false;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+static void process_input_loop(struct conn *c);
+
+/* Moves the parsed head out of c->in into the request (its spans are
+ * rebased), so later reads may grow c->in freely. */
+static struct req *take_head(struct conn *c, size_t head_len, const struct http_request *parsed)
+{
+    struct req *r = xcalloc(1, sizeof(*r));
+    r->c = c;
+    r->started_ms = util_now_ms();
+    r->head = xmalloc(head_len + 1);
+    memcpy(r->head, c->in.data, head_len);
+    r->head[head_len] = '\0';
+    r->head_len = head_len;
+    r->hr = *parsed;
+    ptrdiff_t d = r->head - c->in.data;
+#define REBASE(p)                                                                                  \
+    do {                                                                                           \
+        if (p)                                                                                     \
+            (p) += d;                                                                              \
+    } while (0)
+    REBASE(r->hr.method);
+    REBASE(r->hr.target);
+    REBASE(r->hr.path);
+    REBASE(r->hr.query);
+    REBASE(r->hr.host);
+    for (size_t i = 0; i < r->hr.num_headers; i++) {
+        REBASE(r->hr.headers[i].name);
+        REBASE(r->hr.headers[i].value);
+    }
+#undef REBASE
+    buf_init(&r->body);
+    buf_init(&r->key);
+    buf_init(&r->url);
+    buf_init(&r->store_head);
+    buf_init(&r->store_body);
+    buf_consume(&c->in, head_len);
+    return r;
+}
+
+static void start_request(struct conn *c)
+{
+    uv_timer_stop(&c->timer);
+    c->state = CONN_BUSY;
+    c->keep_alive = c->req->hr.keep_alive && !c->w->stopping;
+    c->rt = srv_runtime_ref(wrk_runtime(c->w));
+    req_dispatch(c->req);
+}
+
+/* Reads body bytes from c->in; true when the body is complete. */
+static bool read_body(struct conn *c)
+{
+    struct req *r = c->req;
+    const struct cfg_limits *lim = limits(c);
+    if (r->hr.body_kind == HTTP_BODY_LENGTH) {
+        size_t take = (size_t)GATE_MIN((uint64_t)c->in.len, r->body_left);
+        buf_append(&r->body, c->in.data, take);
+        buf_consume(&c->in, take);
+        r->body_left -= take;
+        return r->body_left == 0;
+    }
+    /* Chunked: decode what we have; the decoder keeps its state across reads. */
+    buf_reserve(&r->body, c->in.len);
+    size_t out_len = 0;
+    ssize_t used = http_chunked_decode(&r->chunked, c->in.data, c->in.len,
+                                       r->body.data + r->body.len, &out_len);
+    if (used < 0) {
+        conn_respond_error(c, 400, "Malformed chunked request body");
+        return false;
+    }
+    r->body.len += out_len;
+    r->body.data[r->body.len] = '\0';
+    buf_consume(&c->in, (size_t)used);
+    if (r->body.len > lim->max_body_bytes) {
+        conn_respond_error(c, 413, "Request body too large");
+        return false;
+    }
+    return r->chunked.done;
+}
+
+/* A request head is complete: decide how its body comes. */
+static void begin_body(struct conn *c)
+{
+    struct req *r = c->req;
+    const struct cfg_limits *lim = limits(c);
+    if (r->hr.body_kind == HTTP_BODY_LENGTH && r->hr.content_length > lim->max_body_bytes) {
+        conn_respond_error(c, 413, "Request body too large");
+        return;
+    }
+    r->body_left = r->hr.body_kind == HTTP_BODY_LENGTH ? r->hr.content_length : 0;
+    http_chunked_init(&r->chunked);
+    if (r->hr.body_kind == HTTP_BODY_NONE) {
+        start_request(c);
+        return;
+    }
+    c->state = CONN_BODY;
+    conn_arm_timer(c, lim->body_timeout_ms);
+    /* RFC 9110 §10.1.1: answer 100 only if the body has not started arriving. */
+    if (r->hr.expect_continue && c->in.len == 0 && r->hr.minor_version >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        conn_write_copy(c, cont, sizeof(cont) - 1);
+        r->sent_continue = true;
+    }
+}
+
+static void process_input(struct conn *c)
+{
+    c->in_input = true;
+    process_input_loop(c);
+    c->in_input = false;
+}
+
+static void process_input_loop(struct conn *c)
+{
+    for (;;) {
+        if (c->state == CONN_CLOSING)
+            return;
+        if (c->state == CONN_BUSY) {
+            /* Pipelined bytes wait; stop reading once a head's worth is buffered. */
+            if (c->in.len > limits(c)->max_header_bytes)
+                conn_read_stop(c);
+            return;
+        }
+        if (c->state == CONN_BODY) {
+            bool done = read_body(c);
+            if (c->state == CONN_CLOSING || !done)
+                return;
+            start_request(c);
+            continue;
+        }
+        if (c->in.len == 0)
+            return;
+        const struct cfg_limits *lim = limits(c);
+        struct http_limits hl = {lim->max_header_bytes, lim->max_headers, lim->max_url_bytes};
+        struct http_request *parsed = xmalloc(sizeof(*parsed));
+        int status = 400;
+        const char *reason = "Bad Request";
+        int rc = http_parse_request(c->in.data, c->in.len, &hl, parsed, &status, &reason);
+        if (rc == HTTP_PARSE_INCOMPLETE) {
+            free(parsed);
+            if (c->state == CONN_IDLE) {
+                c->state = CONN_HEAD;
+                conn_arm_timer(c, lim->header_timeout_ms);
+            }
+            return;
+        }
+        if (rc < 0) {
+            free(parsed);
+            /* Smuggling and framing errors: answer and close (RFC 9112 §11.2). */
+            conn_respond_error(c, status, reason);
+            return;
+        }
+        c->req = take_head(c, (size_t)rc, parsed);
+        free(parsed);
+        begin_body(c);
+    }
+}
+
+void conn_request_done(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    req_free(&c->req);
+    srv_runtime_release(&c->rt);
+    if (!c->keep_alive) {
+        c->close_after_write = true;
+        c->state = CONN_BUSY;
+        conn_read_stop(c);
+        conn_arm_timer(c, limits(c)->idle_timeout_ms);
+        if (c->writes_pending == 0)
+            conn_linger(c);
+        return;
+    }
+    c->state = c->in.len ? CONN_HEAD : CONN_IDLE;
+    const struct cfg_limits *lim = limits(c);
+    conn_arm_timer(c, c->in.len ? lim->header_timeout_ms : lim->idle_timeout_ms);
+    conn_read_start(c);
+    /* Inside process_input (a hit answered synchronously), its loop goes on
+     * with the next pipelined request: no recursion per request. */
+    if (!c->in_input)
+        process_input(c);
+}
+
+/* Drain: idle connections close now; busy ones close after their answer
+ * (keep_alive is turned off); on force-close everything goes. */
+void conn_drain(struct wrk *w)
+{
+    bool force = atomic_load(&srv.force_close);
+    struct conn *c = w->conns;
+    while (c) {
+        struct conn *next = c->next;
+        if (force || c->state == CONN_IDLE || c->state == CONN_HEAD)
+            conn_close(c);
+        else
+            c->keep_alive = false;
+        c = next;
+    }
+}

@@ -1,0 +1,726 @@
+/*
+ * server/request.c — answering one request: routing, the stage cache
+ * (lookup, coalescing, refresh, bypass, stale-if-error), the integration
+ * call streamed back to the client, storing cacheable answers, and error
+ * answers in API Gateway's JSON shape.
+ *
+ * Worker thread only. A request is owned by its connection (c->req); every
+ * path that ends a request calls conn_request_done exactly once, or the
+ * connection closes and calls req_abort + req_free. A request that holds a
+ * fill claim (r->filler) releases it, and wakes the waiters, on every path.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+/* ================= small helpers ================= */
+
+static const char *find_header(struct req *r, const char *name, size_t *len)
+{
+    const struct http_header *h = http_find_header(r->hr.headers, r->hr.num_headers, name);
+    if (!h)
+        return NULL;
+    *len = h->value_len;
+    return h->value;
+}
+
+static const char *view_header(void *ctx, const char *name, size_t name_len, size_t *value_len)
+{
+    struct req *r = ctx;
+    for (size_t i = 0; i < r->hr.num_headers; i++) {
+        const struct http_header *h = &r->hr.headers[i];
+        if (str_ieq(h->name, h->name_len, name, name_len)) {
+            *value_len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+static const char *cache_status_name(enum req_mode mode)
+{
+    switch (mode) {
+    case REQ_MISS:
+        return "MISS";
+    case REQ_BYPASS:
+        return "BYPASS";
+    case REQ_REFRESH:
+        return "REFRESH";
+    case REQ_EXPIRED:
+        return "EXPIRED";
+    default:
+        return NULL;
+    }
+}
+
+/* Warning text for an ignored Cache-Control: max-age=0 (RFC 9111 §5.5 code
+ * 199 "miscellaneous warning"; AWS does not document its own text). */
+#define WARNING_UNAUTHORIZED                                                                       \
+    "Warning: 199 gatecache \"Cache-Control: max-age=0 ignored: not authorized to invalidate "     \
+    "the cache\"\r\n"
+
+/* Headers gatecache adds to every answer of a caching method. */
+static void append_cache_headers(struct req *r, struct buf *b, const char *status)
+{
+    if (status) {
+        buf_append_str(b, "X-Cache-Status: ");
+        buf_append_str(b, status);
+        buf_append_str(b, "\r\n");
+    }
+    if (r->warn_unauthorized)
+        buf_append_str(b, WARNING_UNAUTHORIZED);
+    if (!r->c->keep_alive)
+        buf_append_str(b, "Connection: close\r\n");
+}
+
+static void release_fill(struct req *r)
+{
+    if (!r->filler)
+        return;
+    r->filler = false;
+    uint64_t mask = cache_store_end_fill(r->cache->store, r->key.data, r->key.len, r->hash);
+    if (mask)
+        wrk_notify_fill(r->cache, r->hash, mask);
+}
+
+void req_free(struct req **rp)
+{
+    struct req *r = *rp;
+    if (!r)
+        return;
+    *rp = NULL;
+    release_fill(r);
+    cache_entry_release(&r->stale);
+    free(r->head);
+    free(r->up_headers);
+    buf_free(&r->body);
+    buf_free(&r->key);
+    buf_free(&r->url);
+    buf_free(&r->store_head);
+    buf_free(&r->store_body);
+    free(r);
+}
+
+void req_abort(struct req *r)
+{
+    if (r->up)
+        up_cancel(&r->up);
+    if (r->wnext || r->wprev || r->c->w->waiting == r)
+        wrk_wait_remove(r->c->w, r);
+    release_fill(r);
+}
+
+/* ================= fixed answers ================= */
+
+static void json_escape(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            buf_append_char(b, '\\');
+        if (ch < 0x20)
+            buf_appendf(b, "\\u%04x", ch);
+        else
+            buf_append_char(b, (char)ch);
+    }
+}
+
+/* Builds a complete JSON answer {"message": msg} into b. */
+static void build_json(struct wrk *w, struct buf *b, int status, const char *msg,
+                       const char *error_type, bool close)
+{
+    struct buf body;
+    buf_init(&body);
+    buf_append_str(&body, "{\"message\":\"");
+    json_escape(&body, msg);
+    buf_append_str(&body, "\"}");
+    const char *date;
+    wrk_date(w, &date);
+    buf_appendf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n", status,
+                http_reason(status), date);
+    buf_appendf(b, "Content-Length: %zu\r\n", body.len);
+    if (error_type)
+        buf_appendf(b, "x-amzn-ErrorType: %s\r\n", error_type);
+    if (close)
+        buf_append_str(b, "Connection: close\r\n");
+    buf_append_str(b, "\r\n");
+    buf_append(b, body.data, body.len);
+    buf_free(&body);
+}
+
+void req_respond_json(struct req *r, int status, const char *msg, const char *error_type)
+{
+    struct conn *c = r->c;
+    struct buf b;
+    buf_init(&b);
+    build_json(c->w, &b, status, msg, error_type, !c->keep_alive);
+    conn_write_copy(c, b.data, r->is_head ? (size_t)(strstr(b.data, "\r\n\r\n") - b.data) + 4
+                                          : b.len);
+    buf_free(&b);
+    conn_request_done(c);
+}
+
+void conn_respond_error(struct conn *c, int status, const char *msg)
+{
+    if (c->req) {
+        req_abort(c->req);
+        req_free(&c->req);
+    }
+    struct buf b;
+    buf_init(&b);
+    build_json(c->w, &b, status, msg, NULL, true);
+    conn_write_copy(c, b.data, b.len);
+    buf_free(&b);
+    c->keep_alive = false;
+    c->close_after_write = true;
+    if (c->writes_pending == 0)
+        conn_linger(c);
+}
+
+static void respond_mock(struct req *r)
+{
+    const struct cfg_integration *ig = &r->m.method->cfg->integration;
+    struct buf b;
+    buf_init(&b);
+    const char *date;
+    wrk_date(r->c->w, &date);
+    buf_appendf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", ig->mock_status, http_reason(ig->mock_status),
+                date);
+    for (size_t i = 0; i < ig->n_mock_headers; i++)
+        buf_appendf(&b, "%s: %s\r\n", ig->mock_headers[i].name, ig->mock_headers[i].value);
+    buf_appendf(&b, "Content-Length: %zu\r\n", ig->mock_body_len);
+    if (!r->c->keep_alive)
+        buf_append_str(&b, "Connection: close\r\n");
+    buf_append_str(&b, "\r\n");
+    if (!r->is_head)
+        buf_append(&b, ig->mock_body, ig->mock_body_len);
+    conn_write_copy(r->c, b.data, b.len);
+    buf_free(&b);
+    conn_request_done(r->c);
+}
+
+/* ================= serving from the cache ================= */
+
+static void serve_entry(struct req *r, struct cache_entry *e, const char *status)
+{
+    char extra[512];
+    struct buf b;
+    buf_init(&b);
+    int64_t age = (util_now_ms() - e->stored_ms) / 1000;
+    buf_appendf(&b, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
+    append_cache_headers(r, &b, status);
+    buf_append_str(&b, "\r\n");
+    GATE_ASSERT(b.len < sizeof(extra));
+    memcpy(extra, b.data, b.len);
+    conn_write_entry(r->c, e, extra, b.len, !r->is_head);
+    buf_free(&b);
+    conn_request_done(r->c);
+}
+
+static bool stale_usable(const struct req *r)
+{
+    return r->stale && util_now_ms() < r->stale->stale_until_ms;
+}
+
+static void serve_stale(struct req *r)
+{
+    struct cache_entry *e = r->stale;
+    r->stale = NULL;
+    release_fill(r);
+    serve_entry(r, e, "STALE");
+    cache_entry_release(&e);
+}
+
+/* ================= the integration call ================= */
+
+static void on_up_head(void *ud, int status, const struct up_header *h, size_t n,
+                       int64_t content_length);
+static int on_up_data(void *ud, const char *data, size_t len);
+static void on_up_done(void *ud, enum up_result result);
+
+static const struct up_callbacks up_cb = {on_up_head, on_up_data, on_up_done};
+
+/* True for request headers that must not reach the integration. */
+static bool skip_request_header(const struct req *r, const struct http_header *h,
+                                const struct http_header *conn_hdr)
+{
+    if (http_is_hop_by_hop(h->name, h->name_len))
+        return true;
+    if (conn_hdr && http_connection_lists(conn_hdr->value, conn_hdr->value_len, h->name,
+                                          h->name_len))
+        return true;
+    static const char *const own[] = {"host", "content-length", "expect", "x-forwarded-for",
+                                      "x-forwarded-proto"};
+    for (size_t i = 0; i < GATE_ARRAY_LEN(own); i++)
+        if (str_ieq_c(h->name, h->name_len, own[i]))
+            return true;
+    return false;
+}
+
+static void build_upstream_headers(struct req *r)
+{
+    const struct http_header *conn_hdr =
+        http_find_header(r->hr.headers, r->hr.num_headers, "connection");
+    r->up_headers = xcalloc(r->hr.num_headers + 2, sizeof(*r->up_headers));
+    size_t n = 0;
+    for (size_t i = 0; i < r->hr.num_headers; i++) {
+        const struct http_header *h = &r->hr.headers[i];
+        if (skip_request_header(r, h, conn_hdr))
+            continue;
+        r->up_headers[n++] = (struct up_header){h->name, h->name_len, h->value, h->value_len};
+    }
+    /* X-Forwarded-For: the client's chain plus the peer we saw. */
+    size_t xl = 0;
+    const char *xff = find_header(r, "x-forwarded-for", &xl);
+    if (xff)
+        snprintf(r->xff, sizeof(r->xff), "%.*s, %s", (int)xl, xff, r->c->peer);
+    else
+        snprintf(r->xff, sizeof(r->xff), "%s", r->c->peer);
+    r->up_headers[n++] = (struct up_header){"X-Forwarded-For", 15, r->xff, strlen(r->xff)};
+    r->up_headers[n++] = (struct up_header){"X-Forwarded-Proto", 17, "http", 4};
+    r->n_up_headers = n;
+}
+
+static void fetch(struct req *r)
+{
+    route_build_url(&r->m, r->hr.query, r->hr.query_len, &r->url);
+    build_upstream_headers(r);
+    char method[32];
+    snprintf(method, sizeof(method), "%.*s", (int)r->hr.method_len, r->hr.method);
+    struct up_request ur = {
+        .method = method,
+        .url = r->url.data,
+        .headers = r->up_headers,
+        .n_headers = r->n_up_headers,
+        .body = r->hr.body_kind != HTTP_BODY_NONE ? (r->body.data ? r->body.data : "") : NULL,
+        .body_len = r->body.len,
+        .timeout_ms = r->m.method->cfg->integration.timeout_ms,
+    };
+    r->up = up_start(r->c->w->up, &ur, &up_cb, r);
+    if (!r->up) {
+        release_fill(r);
+        req_respond_json(r, 502, "Internal server error: integration could not be started", NULL);
+    }
+}
+
+/* TTL in milliseconds for an answer, 0 when it must not be stored.
+ * honor_origin_cache_control follows CloudFront: s-maxage, then max-age,
+ * then Expires, else default_ttl; clamped to [min_ttl, max_ttl]. */
+static int64_t answer_ttl_ms(const struct route_settings *st, const struct up_header *h,
+                             size_t n)
+{
+    if (!st->honor_origin_cache_control)
+        return (int64_t)st->ttl * 1000;
+    struct http_cache_control cc = {-1, -1, false, false, false};
+    int64_t expires = -1, date = -1;
+    bool has_freshness = false;
+    for (size_t i = 0; i < n; i++) {
+        if (str_ieq_c(h[i].name, h[i].name_len, "cache-control"))
+            http_parse_cache_control(h[i].value, h[i].value_len, &cc);
+        else if (str_ieq_c(h[i].name, h[i].name_len, "expires"))
+            expires = http_parse_date(h[i].value, h[i].value_len), has_freshness = true;
+        else if (str_ieq_c(h[i].name, h[i].name_len, "date"))
+            date = http_parse_date(h[i].value, h[i].value_len);
+    }
+    /* RFC 9111 §3: a shared cache stores neither no-store nor private answers;
+     * no-cache would need revalidation on every use, which we do not do. */
+    if (cc.no_store || cc.private_ || cc.no_cache)
+        return 0;
+    int64_t ttl;
+    if (cc.s_maxage >= 0)
+        ttl = cc.s_maxage;
+    else if (cc.max_age >= 0)
+        ttl = cc.max_age;
+    else if (has_freshness) {
+        /* An invalid Expires means "already expired" (RFC 9111 §5.3). */
+        int64_t base = date >= 0 ? date : util_wall_ms() / 1000;
+        ttl = expires >= 0 && expires > base ? expires - base : 0;
+    } else
+        return (int64_t)st->default_ttl * 1000;
+    if (ttl < st->min_ttl)
+        ttl = st->min_ttl;
+    if (ttl > st->max_ttl)
+        ttl = st->max_ttl;
+    return ttl * 1000;
+}
+
+/* Response headers that gatecache does not pass on or store: hop-by-hop, the
+ * ones named by Connection, framing (re-done by us), and the ones we set. */
+static bool skip_response_header(const struct up_header *h, const struct up_header *conn_hdr)
+{
+    if (http_is_hop_by_hop(h->name, h->name_len))
+        return true;
+    if (conn_hdr && http_connection_lists(conn_hdr->value, conn_hdr->value_len, h->name,
+                                          h->name_len))
+        return true;
+    return str_ieq_c(h->name, h->name_len, "content-length") ||
+           str_ieq_c(h->name, h->name_len, "age") ||
+           str_ieq_c(h->name, h->name_len, "x-cache-status");
+}
+
+static void on_up_head(void *ud, int status, const struct up_header *h, size_t n,
+                       int64_t content_length)
+{
+    struct req *r = ud;
+    struct conn *c = r->c;
+    r->status = status;
+    if (status >= 500 && stale_usable(r)) {
+        up_cancel(&r->up);
+        serve_stale(r);
+        return;
+    }
+    const struct route_settings *st = r->m.settings;
+    bool cacheable_mode = r->mode == REQ_MISS || r->mode == REQ_REFRESH || r->mode == REQ_EXPIRED;
+    r->ttl_ms = cacheable_mode ? answer_ttl_ms(st, h, n) : 0;
+    r->storable = cacheable_mode && status >= 200 && status < 300 && !r->is_head &&
+                  r->ttl_ms > 0 &&
+                  (content_length < 0 || (uint64_t)content_length <= st->max_cached_response_bytes);
+
+    const struct up_header *conn_hdr = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (str_ieq_c(h[i].name, h[i].name_len, "connection"))
+            conn_hdr = &h[i];
+    struct buf *sh = &r->store_head;
+    buf_appendf(sh, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+    size_t tag_off = 0, tag_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (skip_response_header(&h[i], conn_hdr))
+            continue;
+        buf_append(sh, h[i].name, h[i].name_len);
+        buf_append_str(sh, ": ");
+        if (str_ieq_c(h[i].name, h[i].name_len, "cache-tag")) {
+            tag_off = sh->len;
+            tag_len = h[i].value_len;
+        }
+        buf_append(sh, h[i].value, h[i].value_len);
+        buf_append_str(sh, "\r\n");
+    }
+    size_t common_len = sh->len;
+
+    /* Framing to the client (RFC 9112 §6). */
+    struct buf out;
+    buf_init(&out);
+    buf_append(&out, sh->data, common_len);
+    bool no_body = r->is_head || status == 204 || status == 304 || status < 200;
+    if (content_length >= 0 && (status != 204 && status >= 200))
+        buf_appendf(&out, "Content-Length: %lld\r\n", (long long)content_length);
+    else if (!no_body && r->hr.minor_version >= 1) {
+        buf_append_str(&out, "Transfer-Encoding: chunked\r\n");
+        r->chunked_out = true;
+    } else if (!no_body) {
+        c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
+    }
+    append_cache_headers(r, &out, cache_status_name(r->mode));
+    buf_append_str(&out, "\r\n");
+    conn_write_copy(c, out.data, out.len);
+    buf_free(&out);
+    r->head_sent = true;
+    /* An offset, not a pointer: store_head grows again before the store. */
+    r->tags_off = tag_off;
+    r->tags_len = tag_len;
+}
+
+static int on_up_data(void *ud, const char *data, size_t len)
+{
+    struct req *r = ud;
+    struct conn *c = r->c;
+    if (r->storable) {
+        if (r->store_body.len + len > r->m.settings->max_cached_response_bytes) {
+            r->storable = false; /* too large to cache: stream it through */
+            buf_free(&r->store_body);
+        } else {
+            buf_append(&r->store_body, data, len);
+        }
+    }
+    if (r->is_head || len == 0)
+        return UP_DATA_OK;
+    if (r->chunked_out) {
+        struct buf b;
+        buf_init(&b);
+        char hdr[24];
+        size_t hl = http_chunk_header(hdr, len);
+        buf_reserve(&b, hl + len + 2);
+        buf_append(&b, hdr, hl);
+        buf_append(&b, data, len);
+        buf_append_str(&b, "\r\n");
+        conn_write_copy(c, b.data, b.len);
+        buf_free(&b);
+    } else {
+        conn_write_copy(c, data, len);
+    }
+    if (conn_write_queue(c) > 1024 * 1024) {
+        /* The client reads slower than the integration sends: hold the
+         * integration until the queue drains (on_write resumes it). */
+        r->upstream_paused = true;
+        return UP_DATA_PAUSE;
+    }
+    return UP_DATA_OK;
+}
+
+void req_write_drained(struct req *r)
+{
+    r->upstream_paused = false;
+    if (r->up)
+        up_resume(r->up);
+}
+
+static void store_answer(struct req *r)
+{
+    struct buf *sh = &r->store_head;
+    buf_appendf(sh, "Content-Length: %zu\r\n", r->store_body.len);
+    int64_t now = util_now_ms();
+    char method[16];
+    snprintf(method, sizeof(method), "%.*s", (int)r->hr.method_len, r->hr.method);
+    struct cache_entry_init init = {
+        .key = r->key.data,
+        .key_len = r->key.len,
+        .hash = r->hash,
+        .method = method,
+        .path = r->m.path,
+        .path_len = r->m.path_len,
+        .head = sh->data,
+        .head_len = sh->len,
+        .body = r->store_body.data ? r->store_body.data : "",
+        .body_len = r->store_body.len,
+        .tags = r->tags_len ? sh->data + r->tags_off : NULL,
+        .tags_len = r->tags_len,
+        .stored_ms = now,
+        .expires_ms = now + r->ttl_ms,
+        .stale_until_ms = now + r->ttl_ms + (int64_t)r->m.settings->stale_if_error_seconds * 1000,
+    };
+    struct cache_entry *e = cache_entry_new(&init);
+    if (e)
+        cache_store_put(r->cache->store, e, now); /* takes the ref */
+}
+
+/* The seeds' PUT /projects/{id}/members: after a 2xx answer, drop every key
+ * variant of the listed entries, with this request's path parameters. */
+static void invalidate_after_write(struct req *r)
+{
+    const struct route_method *rm = r->m.method;
+    if (rm->n_invalidates == 0 || r->status < 200 || r->status >= 300)
+        return;
+    struct srv_stage_cache *sc = srv_runtime_cache(r->c->rt, r->m.api_index, r->m.stage_index);
+    struct buf path;
+    buf_init(&path);
+    for (size_t i = 0; i < rm->n_invalidates; i++) {
+        buf_reset(&path);
+        if (route_fill_invalidation(&rm->invalidates[i], &r->m, &path))
+            cache_store_invalidate_method_path(sc->store, rm->invalidates[i].method, path.data,
+                                               path.len);
+    }
+    buf_free(&path);
+}
+
+static void on_up_done(void *ud, enum up_result result)
+{
+    struct req *r = ud;
+    struct conn *c = r->c;
+    r->up = NULL;
+    if (result == UP_OK && r->head_sent) {
+        if (r->chunked_out)
+            conn_write_copy(c, "0\r\n\r\n", 5);
+        if (r->storable)
+            store_answer(r);
+        invalidate_after_write(r);
+        release_fill(r);
+        conn_request_done(c);
+        return;
+    }
+    if (!r->head_sent) {
+        if (stale_usable(r)) {
+            serve_stale(r);
+            return;
+        }
+        release_fill(r);
+        if (result == UP_ERR_TIMEOUT)
+            req_respond_json(r, 504, "Endpoint request timed out", NULL);
+        else
+            req_respond_json(r, 502, "Internal server error", NULL);
+        return;
+    }
+    /* The answer broke off after its head went out: the only honest signal
+     * left is closing the connection without the final chunk. Nothing stored. */
+    release_fill(r);
+    c->keep_alive = false;
+    conn_request_done(c);
+}
+
+/* ================= cache decisions ================= */
+
+/* Cache-Control: max-age=0 from the client asks to refresh the entry. */
+static bool wants_refresh(struct req *r)
+{
+    size_t len;
+    const char *v = find_header(r, "cache-control", &len);
+    if (!v)
+        return false;
+    struct http_cache_control cc = {-1, -1, false, false, false};
+    http_parse_cache_control(v, len, &cc);
+    return cc.max_age == 0;
+}
+
+/* Authorization or Cookie make an answer personal: never shared through
+ * the cache unless the header is part of the key or the method says so. */
+static bool has_credentials(struct req *r)
+{
+    const struct route_method *rm = r->m.method;
+    if (r->m.settings->cache_authorized_requests)
+        return false;
+    size_t len;
+    if (!rm->keys_authorization && find_header(r, "authorization", &len))
+        return true;
+    if (!rm->keys_cookie && find_header(r, "cookie", &len))
+        return true;
+    return false;
+}
+
+static void lookup_or_fill(struct req *r);
+
+void req_resume_waiter(struct req *r, bool timed_out)
+{
+    struct conn *c = r->c;
+    if (timed_out)
+        wrk_wait_remove(c->w, r);
+    uv_timer_stop(&c->timer);
+    r->waited = true;
+    lookup_or_fill(r);
+}
+
+static void lookup_or_fill(struct req *r)
+{
+    bool fresh = false;
+    int64_t now = util_now_ms();
+    struct cache_entry *e =
+        cache_store_get(r->cache->store, r->key.data, r->key.len, r->hash, now, &fresh);
+    if (e && fresh) {
+        serve_entry(r, e, "HIT");
+        cache_entry_release(&e);
+        return;
+    }
+    cache_entry_release(&r->stale);
+    r->stale = e;
+    r->mode = e ? REQ_EXPIRED : REQ_MISS;
+    if (!r->waited) {
+        if (!cache_store_claim_fill(r->cache->store, r->key.data, r->key.len, r->hash,
+                                    r->c->w->id)) {
+            /* Another request is fetching this key: wait for its answer, at
+             * most the integration timeout, then fetch ourselves. */
+            cache_entry_release(&r->stale);
+            wrk_wait_add(r->c->w, r);
+            conn_arm_timer(r->c, r->m.method->cfg->integration.timeout_ms);
+            return;
+        }
+        r->filler = true;
+    }
+    fetch(r);
+}
+
+static void build_key(struct req *r)
+{
+    struct route_request_view rv = {
+        .method = r->hr.method,
+        .method_len = r->hr.method_len,
+        .query = r->hr.query,
+        .query_len = r->hr.query_len,
+        .header = view_header,
+        .ctx = r,
+        .body = r->body.data,
+        .body_len = r->body.len,
+    };
+    route_build_key(&r->m, &rv, &r->key);
+    r->hash = cache_hash(r->key.data, r->key.len);
+}
+
+static void serve_cached_method(struct req *r)
+{
+    const struct route_settings *st = r->m.settings;
+    if (wants_refresh(r)) {
+        /* Issue #3 adds SigV4 + IAM; until then only an open method allows it. */
+        if (!st->require_authorization_for_cache_control) {
+            if (has_credentials(r)) {
+                r->mode = REQ_BYPASS;
+                fetch(r);
+                return;
+            }
+            r->mode = REQ_REFRESH;
+            build_key(r);
+            fetch(r);
+            return;
+        }
+        switch (st->unauthorized_strategy) {
+        case CFG_UNAUTH_FAIL_WITH_403:
+            req_respond_json(r, 403, "User is not authorized to invalidate the cache",
+                             "AccessDeniedException");
+            return;
+        case CFG_UNAUTH_SUCCEED_WITH_RESPONSE_HEADER:
+            r->warn_unauthorized = true;
+            break;
+        case CFG_UNAUTH_SUCCEED_WITHOUT_RESPONSE_HEADER:
+            break;
+        }
+    }
+    if (has_credentials(r)) {
+        r->mode = REQ_BYPASS;
+        fetch(r);
+        return;
+    }
+    build_key(r);
+    lookup_or_fill(r);
+}
+
+static bool api_key_ok(struct req *r)
+{
+    size_t len;
+    const char *v = find_header(r, "x-api-key", &len);
+    if (!v)
+        return false;
+    const struct cfg *cfg = r->c->rt->cfg;
+    bool ok = false;
+    for (size_t i = 0; i < cfg->n_api_keys; i++)
+        ok |= str_secret_eq(v, len, cfg->api_keys[i].value, strlen(cfg->api_keys[i].value));
+    return ok;
+}
+
+void req_dispatch(struct req *r)
+{
+    struct conn *c = r->c;
+    r->is_head = str_eq_c(r->hr.method, r->hr.method_len, "HEAD");
+    int rc = route_match(c->rt->routes, r->hr.host, r->hr.host_len, r->hr.method,
+                         r->hr.method_len, r->hr.path, r->hr.path_len, &r->m);
+    switch (rc) {
+    case ROUTE_OK:
+        break;
+    case ROUTE_NO_API:
+        req_respond_json(r, 404, "Not Found", "NotFoundException");
+        return;
+    case ROUTE_NO_STAGE:
+        req_respond_json(r, 403, "Forbidden", "ForbiddenException");
+        return;
+    case ROUTE_BAD_PATH:
+        req_respond_json(r, 400, "Bad Request", "BadRequestException");
+        return;
+    default:
+        req_respond_json(r, 403, "Missing Authentication Token",
+                         "MissingAuthenticationTokenException");
+        return;
+    }
+    const struct cfg_method *cm = r->m.method->cfg;
+    if (cm->api_key_required && !api_key_ok(r)) {
+        req_respond_json(r, 403, "Forbidden", "ForbiddenException");
+        return;
+    }
+    if (cm->integration.type == CFG_INTEGRATION_MOCK) {
+        respond_mock(r);
+        return;
+    }
+    r->cache = srv_runtime_cache(c->rt, r->m.api_index, r->m.stage_index);
+    if (!r->m.settings->caching_enabled) {
+        r->mode = REQ_PLAIN;
+        fetch(r);
+        return;
+    }
+    serve_cached_method(r);
+}

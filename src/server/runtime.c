@@ -1,0 +1,128 @@
+/*
+ * server/runtime.c — runtime snapshots: a config snapshot with its routing
+ * table and the cache store of every stage. Stage stores outlive snapshots:
+ * a reload reuses the store of a stage whose capacity did not change and
+ * builds an empty one otherwise (API Gateway deletes the cache on a resize).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+#include "util/util.h"
+
+struct srv srv = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct srv_stage_cache *stage_cache_new(const char *api, const char *stage,
+                                               uint64_t capacity)
+{
+    struct srv_stage_cache *sc = xcalloc(1, sizeof(*sc));
+    atomic_init(&sc->refs, 1);
+    sc->api_id = xstrdup(api);
+    sc->stage = xstrdup(stage);
+    sc->capacity = capacity;
+    sc->store = cache_store_new(capacity);
+    return sc;
+}
+
+static void stage_cache_release(struct srv_stage_cache **scp)
+{
+    struct srv_stage_cache *sc = *scp;
+    *scp = NULL;
+    if (!sc || atomic_fetch_sub_explicit(&sc->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    cache_store_free(&sc->store);
+    free(sc->api_id);
+    free(sc->stage);
+    free(sc);
+}
+
+static struct srv_stage_cache *find_prev_cache(const struct srv_runtime *prev, const char *api,
+                                               const char *stage)
+{
+    if (!prev)
+        return NULL;
+    for (size_t i = 0; i < prev->n_caches; i++) {
+        struct srv_stage_cache *sc = prev->caches[i];
+        if (strcmp(sc->api_id, api) == 0 && strcmp(sc->stage, stage) == 0)
+            return sc;
+    }
+    return NULL;
+}
+
+struct srv_runtime *srv_runtime_new(struct cfg *cfg, const struct srv_runtime *prev)
+{
+    struct srv_runtime *rt = xcalloc(1, sizeof(*rt));
+    atomic_init(&rt->refs, 1);
+    rt->cfg = cfg;
+    rt->routes = route_table_new(cfg);
+    rt->version = prev ? prev->version + 1 : 1;
+    rt->api_offset = xcalloc(cfg->n_apis ? cfg->n_apis : 1, sizeof(size_t));
+    for (size_t a = 0; a < cfg->n_apis; a++) {
+        rt->api_offset[a] = rt->n_caches;
+        rt->n_caches += cfg->apis[a].n_stages;
+    }
+    rt->caches = xcalloc(rt->n_caches ? rt->n_caches : 1, sizeof(*rt->caches));
+    for (size_t a = 0; a < cfg->n_apis; a++) {
+        const struct cfg_api *api = &cfg->apis[a];
+        for (size_t s = 0; s < api->n_stages; s++) {
+            const struct cfg_stage *st = &api->stages[s];
+            struct srv_stage_cache *old = find_prev_cache(prev, api->id, st->name);
+            struct srv_stage_cache *sc;
+            if (old && old->capacity == st->cache_capacity_bytes) {
+                sc = old;
+                atomic_fetch_add_explicit(&sc->refs, 1, memory_order_relaxed);
+            } else {
+                if (old)
+                    log_info("stage %s/%s: cache size changed, its entries are deleted", api->id,
+                             st->name);
+                sc = stage_cache_new(api->id, st->name, st->cache_capacity_bytes);
+            }
+            rt->caches[rt->api_offset[a] + s] = sc;
+        }
+    }
+    return rt;
+}
+
+struct srv_runtime *srv_runtime_ref(struct srv_runtime *rt)
+{
+    atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
+    return rt;
+}
+
+void srv_runtime_release(struct srv_runtime **rtp)
+{
+    struct srv_runtime *rt = *rtp;
+    *rtp = NULL;
+    if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < rt->n_caches; i++)
+        stage_cache_release(&rt->caches[i]);
+    free(rt->caches);
+    free(rt->api_offset);
+    route_table_free(&rt->routes);
+    cfg_release(&rt->cfg);
+    free(rt);
+}
+
+struct srv_runtime *srv_current_runtime(void)
+{
+    pthread_mutex_lock(&srv.lock);
+    struct srv_runtime *rt = srv.rt ? srv_runtime_ref(srv.rt) : NULL;
+    pthread_mutex_unlock(&srv.lock);
+    return rt;
+}
+
+void srv_publish_runtime(struct srv_runtime *rt)
+{
+    pthread_mutex_lock(&srv.lock);
+    struct srv_runtime *old = srv.rt;
+    srv.rt = rt;
+    atomic_store(&srv.rt_version, rt->version);
+    pthread_mutex_unlock(&srv.lock);
+    srv_runtime_release(&old);
+}
+
+struct srv_stage_cache *srv_runtime_cache(const struct srv_runtime *rt, size_t api, size_t stage)
+{
+    return rt->caches[rt->api_offset[api] + stage];
+}

@@ -1,0 +1,126 @@
+/*
+ * server/serve.c — the main thread: starts the workers, then waits for
+ * signals. SIGHUP reloads the config (a config that fails validation is
+ * logged and the old one stays); SIGTERM/SIGINT drain: listeners close, idle
+ * connections close, in-flight requests finish, bounded by drain_timeout_ms.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "server/server_int.h"
+
+struct main_ctx {
+    uv_loop_t loop;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t drain_timer;
+    uv_async_t joined; /* the joiner thread saw every worker end */
+    uv_thread_t joiner;
+    bool draining;
+};
+
+static void close_all(struct main_ctx *m)
+{
+    uv_close((uv_handle_t *)&m->sig_term, NULL);
+    uv_close((uv_handle_t *)&m->sig_int, NULL);
+    uv_close((uv_handle_t *)&m->sig_hup, NULL);
+    uv_close((uv_handle_t *)&m->drain_timer, NULL);
+    uv_close((uv_handle_t *)&m->joined, NULL);
+}
+
+static void on_reload(uv_signal_t *s, int signum)
+{
+    struct srv_runtime *cur = srv_current_runtime();
+    struct cfg *cfg = NULL;
+    struct cfg_errors errs = {0};
+    log_info("SIGHUP: reloading %s", cur->cfg->path);
+    if (cfg_load(cur->cfg->path, &cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_error("%s", errs.lines[i]);
+        log_error("reload failed: keeping the running configuration");
+        cfg_errors_free(&errs);
+        srv_runtime_release(&cur);
+        return;
+    }
+    if (cfg->server.workers != cur->cfg->server.workers ||
+        cfg->server.n_listen != cur->cfg->server.n_listen)
+        log_warn("reload: listen addresses and worker count apply at the next restart");
+    srv_publish_runtime(srv_runtime_new(cfg, cur));
+    srv_runtime_release(&cur);
+    log_info("reload done");
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    log_warn("drain timeout: closing the remaining connections");
+    atomic_store(&srv.force_close, true);
+    wrk_wake_all();
+}
+
+static void join_workers(void *arg)
+{
+    struct main_ctx *m = arg;
+    wrk_join_all();
+    uv_async_send(&m->joined);
+}
+
+static void on_joined(uv_async_t *a)
+{
+    struct main_ctx *m = a->data;
+    uv_thread_join(&m->joiner);
+    close_all(m);
+}
+
+static void on_stop(uv_signal_t *s, int signum)
+{
+    struct main_ctx *m = s->data;
+    if (m->draining) {
+        /* A second signal: stop waiting for slow requests. */
+        atomic_store(&srv.force_close, true);
+        wrk_wake_all();
+        return;
+    }
+    m->draining = true;
+    log_info("signal %d: draining", signum);
+    atomic_store(&srv.draining, true);
+    wrk_wake_all();
+    struct srv_runtime *rt = srv_current_runtime();
+    uv_timer_start(&m->drain_timer, on_drain_timeout, rt->cfg->server.limits.drain_timeout_ms, 0);
+    srv_runtime_release(&rt);
+    uv_thread_create(&m->joiner, join_workers, m);
+}
+
+int srv_serve(struct cfg *cfg)
+{
+    signal(SIGPIPE, SIG_IGN);
+    srv_publish_runtime(srv_runtime_new(cfg, NULL));
+    int rc = wrk_start_all(cfg);
+    if (rc != 0) {
+        log_error("gatecache could not start");
+        return 1;
+    }
+    for (size_t i = 0; i < cfg->server.n_listen; i++)
+        log_info("listening on %s:%d (%u workers)", cfg->server.listen[i].host,
+                 cfg->server.listen[i].port, srv.n_workers);
+
+    struct main_ctx m = {0};
+    uv_loop_init(&m.loop);
+    uv_signal_init(&m.loop, &m.sig_term);
+    uv_signal_init(&m.loop, &m.sig_int);
+    uv_signal_init(&m.loop, &m.sig_hup);
+    uv_timer_init(&m.loop, &m.drain_timer);
+    uv_async_init(&m.loop, &m.joined, on_joined);
+    m.sig_term.data = m.sig_int.data = m.sig_hup.data = &m;
+    m.drain_timer.data = m.joined.data = &m;
+    uv_signal_start(&m.sig_term, on_stop, SIGTERM);
+    uv_signal_start(&m.sig_int, on_stop, SIGINT);
+    uv_signal_start(&m.sig_hup, on_reload, SIGHUP);
+    uv_run(&m.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&m.loop);
+
+    struct srv_runtime *rt = srv.rt;
+    srv.rt = NULL;
+    srv_runtime_release(&rt);
+    log_info("stopped");
+    return 0;
+}

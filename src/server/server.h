@@ -1,0 +1,75 @@
+/*
+ * server — the process context (srv), worker threads with one libuv loop
+ * each, listeners (SO_REUSEPORT: every worker accepts on its own socket),
+ * connections, timeouts, reload and graceful drain.
+ *
+ * The only mutable global of the program is `srv` (STYLE §4). The current
+ * runtime snapshot (config + routing table + stage caches) is swapped under
+ * srv.lock; workers notice a new version with one atomic load per request.
+ */
+#ifndef GATE_SERVER_H
+#define GATE_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "config/config.h"
+#include "route/route.h"
+
+/* A stage's cache store, shared by successive runtime snapshots while the
+ * stage keeps its capacity (a resize builds a new, empty one, as in the seeds). */
+struct srv_stage_cache {
+    atomic_int refs;       /* private */
+    char *api_id;          /* owned */
+    char *stage;           /* owned */
+    uint64_t capacity;
+    struct cache_store *store; /* owned */
+};
+
+/* Everything derived from one config snapshot. Immutable once published. */
+struct srv_runtime {
+    atomic_int refs;            /* private */
+    uint64_t version;
+    struct cfg *cfg;            /* ref */
+    struct route_table *routes; /* owned */
+    struct srv_stage_cache **caches; /* owned array, ref each: index = api_offset[a] + stage */
+    size_t *api_offset;         /* owned: first cache index of each api */
+    size_t n_caches;
+};
+
+struct wrk;
+
+struct srv {
+    pthread_mutex_t lock;        /* guards rt swaps */
+    struct srv_runtime *rt;      /* ref; current snapshot (under lock) */
+    atomic_uint_fast64_t rt_version;
+    struct wrk *workers;         /* owned array */
+    unsigned n_workers;
+    atomic_int n_conns;          /* open client connections, all workers */
+    atomic_bool draining;
+    atomic_bool force_close;
+};
+
+extern struct srv srv;
+
+/* Runtime snapshots (runtime.c). */
+struct srv_runtime *srv_runtime_new(struct cfg *cfg, const struct srv_runtime *prev);
+struct srv_runtime *srv_runtime_ref(struct srv_runtime *rt);
+void srv_runtime_release(struct srv_runtime **rt);
+/* The current snapshot with a new ref (takes srv.lock). */
+struct srv_runtime *srv_current_runtime(void);
+/* Publishes rt (takes over the caller's ref). */
+void srv_publish_runtime(struct srv_runtime *rt);
+struct srv_stage_cache *srv_runtime_cache(const struct srv_runtime *rt, size_t api, size_t stage);
+
+/*
+ * Runs the gateway on `cfg` (takes over the caller's ref) until SIGTERM or
+ * SIGINT has drained it. Installs SIGHUP (reload from cfg->path). Returns the
+ * process exit code.
+ */
+int srv_serve(struct cfg *cfg);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * server — declarations shared by the files of the module: workers,
+ * connections and requests. Everything here is worker-thread-only unless a
+ * field says otherwise.
+ */
+#ifndef GATE_SERVER_INT_H
+#define GATE_SERVER_INT_H
+
+#include <uv.h>
+
+#include "http/http.h"
+#include "server/server.h"
+#include "upstream/upstream.h"
+#include "util/util.h"
+
+struct conn;
+struct req;
+
+/* A wake-up for miss coalescing: a fill of (store, hash) ended. */
+struct wrk_wake {
+    const struct cache_store *store; /* compared, never dereferenced */
+    uint64_t hash;
+};
+
+struct wrk {
+    unsigned id;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_tcp_t *listeners; /* owned array */
+    size_t n_listeners;
+    uv_async_t async;    /* wakes the loop for the inbox, drain and force-close */
+    pthread_mutex_t inbox_lock;
+    struct wrk_wake *inbox; /* owned; guarded by inbox_lock (any thread appends) */
+    size_t inbox_len, inbox_cap;
+    bool async_closed;      /* guarded by inbox_lock */
+    struct up_client *up;   /* owned */
+    struct srv_runtime *rt; /* ref: the snapshot this worker last saw */
+    uint64_t rt_version;
+    struct conn *conns;     /* list of open connections */
+    struct req *waiting;    /* requests waiting for another request's fill */
+    bool stopping;          /* listeners closed, draining */
+    size_t n_conns;
+    char date[32];          /* cached IMF-fixdate of `date_sec` */
+    int64_t date_sec;
+};
+
+enum conn_state {
+    CONN_IDLE = 0,  /* between requests, nothing buffered */
+    CONN_HEAD,      /* reading a request head */
+    CONN_BODY,      /* reading a request body */
+    CONN_BUSY,      /* request being answered */
+    CONN_CLOSING,   /* closing: no more reads or requests */
+};
+
+struct conn {
+    uv_tcp_t tcp; /* first: handle->data is not needed to get the conn */
+    uv_timer_t timer;
+    struct wrk *w;
+    struct conn *prev, *next; /* worker's list */
+    enum conn_state state;
+    int closing_handles;   /* close callbacks still to come */
+    bool reading;
+    bool keep_alive;       /* of the request being answered */
+    bool close_after_write;
+    bool lingering;        /* FIN sent, discarding input until the client closes */
+    bool in_input;         /* inside process_input (no recursion per request) */
+    uv_shutdown_t shutdown;
+    size_t writes_pending;
+    struct buf in;         /* received, not yet consumed */
+    struct req *req;       /* the request being read or answered (owned) */
+    struct srv_runtime *rt; /* ref held while a request is in flight */
+    char peer[64];         /* client IP, for X-Forwarded-For */
+};
+
+enum req_mode {
+    REQ_PLAIN = 0, /* not a caching method: no X-Cache-Status */
+    REQ_MISS,
+    REQ_BYPASS,
+    REQ_REFRESH,
+    REQ_EXPIRED,
+};
+
+struct req {
+    struct conn *c;         /* borrowed: the connection owns the request */
+    struct req *wnext, *wprev; /* worker's waiting list */
+    char *head;             /* owned: copy of the request head bytes */
+    size_t head_len;
+    struct http_request hr; /* spans point into head */
+    struct buf body;        /* decoded request body */
+    uint64_t body_left;     /* Content-Length bytes still to read */
+    struct http_chunked chunked;
+    bool sent_continue;
+    int64_t started_ms;
+
+    struct route_match m;
+    struct srv_stage_cache *cache; /* borrowed from c->rt */
+    enum req_mode mode;
+    bool is_head;
+    bool waited;            /* already waited once for a fill: do not wait again */
+    bool filler;            /* holds the fill claim of key/hash */
+    bool warn_unauthorized; /* add the Warning header */
+    struct buf key;
+    uint64_t hash;
+    struct cache_entry *stale; /* ref: expired entry kept for stale-if-error */
+
+    /* upstream answer */
+    struct up_transfer *up;
+    struct buf url;
+    struct up_header *up_headers; /* owned array (values point into head/body) */
+    size_t n_up_headers;
+    char xff[256];
+    int status;
+    bool head_sent;
+    bool chunked_out;       /* framing to the client */
+    bool storable;
+    bool upstream_paused;
+    int64_t ttl_ms;
+    struct buf store_head;  /* status line + end-to-end headers, for the entry */
+    struct buf store_body;
+    size_t tags_off;        /* Cache-Tag value inside store_head */
+    size_t tags_len;
+};
+
+/* worker.c */
+void wrk_date(struct wrk *w, const char **date);
+struct srv_runtime *wrk_runtime(struct wrk *w);
+void wrk_notify_fill(struct srv_stage_cache *sc, uint64_t hash, uint64_t mask);
+void wrk_wait_add(struct wrk *w, struct req *r);
+void wrk_wait_remove(struct wrk *w, struct req *r);
+int wrk_start_all(const struct cfg *cfg);
+void wrk_wake_all(void);
+void wrk_poke(struct wrk *w); /* any thread: run the worker's async handler */
+void wrk_join_all(void);
+
+/* conn.c */
+void conn_accept(struct wrk *w, uv_stream_t *listener);
+/* Queues bytes to the client (copied). */
+void conn_write_copy(struct conn *c, const char *data, size_t len);
+/* Queues an entry's head + extra + body (no copy of the body; holds a ref). */
+void conn_write_entry(struct conn *c, struct cache_entry *e, const char *extra, size_t extra_len,
+                      bool with_body);
+/* The request is answered: continue with the next one, or close. */
+void conn_request_done(struct conn *c);
+void conn_close(struct conn *c);
+void conn_linger(struct conn *c);
+/* (Re)starts the connection timer: in CONN_BUSY it bounds a coalescing wait. */
+void conn_arm_timer(struct conn *c, uint32_t ms);
+size_t conn_write_queue(const struct conn *c);
+void conn_drain(struct wrk *w);
+
+/* request.c */
+void req_dispatch(struct req *r);
+void req_abort(struct req *r); /* the connection is going away */
+void req_free(struct req **r);
+void req_resume_waiter(struct req *r, bool timed_out);
+void req_write_drained(struct req *r);
+/* Error answers: {"message": msg}, with Connection: close when `close`. */
+void req_respond_json(struct req *r, int status, const char *msg, const char *error_type);
+void conn_respond_error(struct conn *c, int status, const char *msg);
+
+#endif

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""10 basic: the CLI (version, check) and serve: a MISS then a HIT, SIGTERM."""
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import GatewayTest, curl, run_cli  # noqa: E402
+
+CONFIG = """
+server:
+  listen: "127.0.0.1:{port}"
+  workers: 1
+apis:
+  - id: demo
+    resources:
+      /time:
+        GET:
+          integration: { type: HTTP_PROXY, uri: "{origin}/time" }
+    stages:
+      prod:
+        cache_cluster_enabled: true
+        cache_cluster_size: "0.5"
+        method_settings:
+          - resource_path: "/*"
+            http_method: "*"
+            cache_ttl_in_seconds: 300
+"""
+
+BAD = """server:
+  listen: "127.0.0.1:18080"
+  bogus_key: 1
+apis:
+  - id: a
+    resources:
+      /x:
+        GET:
+          integration: { type: HTTP_PROXY, uri: "http://127.0.0.1:9/x" }
+    stages:
+      prod:
+        cache_cluster_enabled: true
+        method_settings:
+          - resource_path: "/*"
+            http_method: "*"
+            cache_ttl_in_seconds: 99999
+"""
+
+
+def write(text):
+    d = tempfile.mkdtemp(prefix="gatecache-e2e-")
+    p = os.path.join(d, "c.yaml")
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+class TestCli(GatewayTest):
+    def test_version(self):
+        p = run_cli("version")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"^gatecache \d+\.\d+\.\d+")
+
+    def test_unknown_verb_is_usage_error(self):
+        p = run_cli("frobnicate")
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+
+    def test_check_good_config(self):
+        path = write(CONFIG.replace("{port}", "18080").replace("{origin}", "http://127.0.0.1:9"))
+        p = run_cli("check", "-c", path)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_check_example_config(self):
+        p = run_cli("check", "-c", os.path.join(harness.REPO, "examples", "gatecache.yaml"))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_check_bad_config_reports_every_error_with_position(self):
+        path = write(BAD)
+        p = run_cli("check", "-c", path)
+        out = p.stdout + p.stderr
+        self.assertEqual(p.returncode, 1, out)
+        lines = [ln for ln in out.splitlines() if ln.startswith(path + ":")]
+        # Every error as FILE:LINE:COL: message.
+        for ln in lines:
+            self.assertRegex(ln, r"^" + re.escape(path) + r":\d+:\d+: \S")
+        self.assertTrue(any(ln.startswith(path + ":3:3:") and "bogus_key" in ln for ln in lines),
+                        "unknown key at 3:3 not reported:\n" + out)
+        self.assertTrue(any(ln.startswith(path + ":16:") and "cache_ttl_in_seconds" in ln
+                            for ln in lines), "TTL out of range at line 16 not reported:\n" + out)
+
+    def test_check_yaml_syntax_error(self):
+        path = write("server:\n  listen: [\"127.0.0.1:1\"\napis: {\n")
+        p = run_cli("check", "-c", path)
+        out = p.stdout + p.stderr
+        self.assertEqual(p.returncode, 1, out)
+        self.assertRegex(out, re.escape(path) + r":\d+:\d+: ")
+
+    def test_check_missing_file(self):
+        p = run_cli("check", "-c", "/nonexistent/gatecache.yaml")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("/nonexistent/gatecache.yaml", p.stdout + p.stderr)
+
+    def test_serve_refuses_bad_config(self):
+        path = write(BAD)
+        p = run_cli("serve", "-c", path, timeout=20)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn(path + ":3:3:", p.stdout + p.stderr)
+
+
+class TestServe(GatewayTest):
+    def test_miss_then_hit(self):
+        gw = self.gateway(CONFIG)
+        r1 = curl(gw.url("/prod/time"))
+        self.assertEqual(r1.status, 200, r1)
+        self.assertCache(r1, "MISS")
+        self.assertNotIn("age", r1.headers)
+        r2 = curl(gw.url("/prod/time"))
+        self.assertEqual(r2.status, 200, r2)
+        self.assertCache(r2, "HIT")
+        self.assertEqual(r2.body, r1.body)
+        self.assertEqual(r2.headers.get("content-type"), r1.headers.get("content-type"))
+        self.assertEqual(self.origin.count("/time"), 1)
+
+    def test_age_header_grows(self):
+        gw = self.gateway(CONFIG)
+        curl(gw.url("/prod/time"))
+        r = curl(gw.url("/prod/time"))
+        self.assertCache(r, "HIT")
+        self.assertRegex(r.headers.get("age", ""), r"^\d+$")
+        time.sleep(1.2)
+        r2 = curl(gw.url("/prod/time"))
+        self.assertCache(r2, "HIT")
+        self.assertGreaterEqual(int(r2.headers["age"]), 1)
+        self.assertEqual(self.origin.count("/time"), 1)
+
+    def test_sigterm_exits_zero(self):
+        gw = self.gateway(CONFIG)
+        self.assertEqual(curl(gw.url("/prod/time")).status, 200)
+        gw.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while gw.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(gw.proc.poll(), 0, gw.stderr())
+        self.assertFalse(harness.port_open(gw.port))
+
+    def test_sigint_exits_zero(self):
+        gw = self.gateway(CONFIG)
+        gw.signal(signal.SIGINT)
+        deadline = time.monotonic() + 15
+        while gw.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(gw.proc.poll(), 0, gw.stderr())
+
+
+if __name__ == "__main__":
+    harness.main()

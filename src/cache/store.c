@@ -112,6 +112,7 @@ static void release_list(struct cache_entry *dead)
 {
     while (dead) {
         struct cache_entry *next = dead->_hnext;
+        dead->_hnext = NULL; /* a holder may put it again: it must look unlinked */
         cache_entry_release(&dead);
         dead = next;
     }

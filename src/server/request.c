@@ -203,6 +203,17 @@ static void respond_mock(struct req *r)
 
 /* ================= serving from the cache ================= */
 
+/* CacheHitCount / CacheMissCount, per worker slot: no shared cache line. */
+static void count_hit(struct req *r)
+{
+    atomic_fetch_add_explicit(&r->cache->counters[r->c->w->id].hits, 1, memory_order_relaxed);
+}
+
+static void count_miss(struct req *r)
+{
+    atomic_fetch_add_explicit(&r->cache->counters[r->c->w->id].misses, 1, memory_order_relaxed);
+}
+
 static void serve_entry(struct req *r, struct cache_entry *e, const char *status)
 {
     char extra[512];
@@ -285,6 +296,8 @@ static void build_upstream_headers(struct req *r)
 
 static void fetch(struct req *r)
 {
+    if (r->mode == REQ_MISS || r->mode == REQ_EXPIRED || r->mode == REQ_REFRESH)
+        count_miss(r);
     route_build_url(&r->m, r->hr.query, r->hr.query_len, &r->url);
     build_upstream_headers(r);
     char method[32];
@@ -596,6 +609,7 @@ static void lookup_or_fill(struct req *r)
     struct cache_entry *e =
         cache_store_get(r->cache->store, r->key.data, r->key.len, r->hash, now, &fresh);
     if (e && fresh) {
+        count_hit(r);
         serve_entry(r, e, "HIT");
         cache_entry_release(&e);
         return;

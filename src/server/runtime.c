@@ -15,7 +15,7 @@ struct srv srv = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static struct srv_stage_cache *stage_cache_new(const char *api, const char *stage,
                                                uint64_t capacity)
 {
-    struct srv_stage_cache *sc = xcalloc(1, sizeof(*sc));
+    struct srv_stage_cache *sc = xcalloc(1, sizeof(*sc)); /* counters start at zero */
     atomic_init(&sc->refs, 1);
     sc->api_id = xstrdup(api);
     sc->stage = xstrdup(stage);
@@ -125,4 +125,18 @@ void srv_publish_runtime(struct srv_runtime *rt)
 struct srv_stage_cache *srv_runtime_cache(const struct srv_runtime *rt, size_t api, size_t stage)
 {
     return rt->caches[rt->api_offset[api] + stage];
+}
+
+void srv_stage_cache_totals(const struct srv_stage_cache *sc, uint64_t *hits, uint64_t *misses,
+                            uint64_t *invalidations)
+{
+    uint64_t h = 0, m = 0, inv = 0;
+    for (size_t i = 0; i < SRV_MAX_WORKERS; i++) {
+        h += atomic_load_explicit(&sc->counters[i].hits, memory_order_relaxed);
+        m += atomic_load_explicit(&sc->counters[i].misses, memory_order_relaxed);
+        inv += atomic_load_explicit(&sc->counters[i].invalidations, memory_order_relaxed);
+    }
+    *hits = h;
+    *misses = m;
+    *invalidations = inv;
 }

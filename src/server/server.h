@@ -21,13 +21,29 @@
 
 /* A stage's cache store, shared by successive runtime snapshots while the
  * stage keeps its capacity (a resize builds a new, empty one, as in the seeds). */
+#define SRV_MAX_WORKERS 64
+
+/* Per-worker counters of a stage cache, each on its own cache line: a worker
+ * only ever writes its own slot (relaxed), readers sum the slots. */
+struct srv_stage_counters {
+    _Atomic uint64_t hits;
+    _Atomic uint64_t misses;
+    _Atomic uint64_t invalidations;
+    char _pad[64 - 3 * sizeof(uint64_t)];
+};
+
 struct srv_stage_cache {
     atomic_int refs;       /* private */
     char *api_id;          /* owned */
     char *stage;           /* owned */
     uint64_t capacity;
     struct cache_store *store; /* owned */
+    struct srv_stage_counters counters[SRV_MAX_WORKERS];
 };
+
+/* Sums of a stage cache's per-worker counters (any thread). */
+void srv_stage_cache_totals(const struct srv_stage_cache *sc, uint64_t *hits, uint64_t *misses,
+                            uint64_t *invalidations);
 
 /* Everything derived from one config snapshot. Immutable once published. */
 struct srv_runtime {

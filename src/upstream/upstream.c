@@ -22,8 +22,8 @@
  *   waiting for on_defer to add it. n_active counts the ones not cancelled.
  * - on_done is called outside curl callbacks, with t already unlinked and its
  *   easy handle recycled; t is freed after on_done returns.
- * - Client memory is freed by the last libuv close callback (two timers-ish
- *   handles plus one per live poll), counted in c->open_handles.
+ * - Client memory is freed by the last libuv close callback (timer, idle,
+ *   and one per poll still open or closing), counted in c->open_handles.
  */
 #include "upstream/upstream.h"
 
@@ -36,8 +36,8 @@
 
 #define UP_CLIENT_MAGIC 0x75704331u
 #define UP_TRANSFER_MAGIC 0x75705431u
-#define UP_POOL_MAX 64            /* idle easy handles kept per client */
-#define UP_MAX_CONNECTS 256L      /* connection cache size of one multi */
+#define UP_POOL_MAX 64       /* idle easy handles kept per client */
+#define UP_MAX_CONNECTS 256L /* connection cache size of one multi */
 #define UP_CONNECT_TIMEOUT_MS 10000u
 
 /* One watched socket, for one ADD..REMOVE span of curl's interest in it. A
@@ -52,10 +52,10 @@ struct up_sock {
 
 struct up_client {
     uint32_t magic;
-    uv_loop_t *loop;     /* borrowed: outlives the client */
-    CURLM *multi;        /* owned: curl_multi_cleanup in teardown */
-    uv_timer_t timer;    /* curl's single timeout */
-    uv_idle_t defer;     /* work that must wait until curl's callbacks returned */
+    uv_loop_t *loop;                  /* borrowed: outlives the client */
+    CURLM *multi;                     /* owned: curl_multi_cleanup in teardown */
+    uv_timer_t timer;                 /* curl's single timeout */
+    uv_idle_t defer;                  /* work that must wait until curl's callbacks returned */
     struct up_transfer *first, *last; /* all transfers not yet destroyed */
     struct up_sock *socks;
     CURL *pool[UP_POOL_MAX]; /* owned: idle, reset easy handles */
@@ -76,15 +76,15 @@ struct up_transfer {
     uint32_t magic;
     struct up_client *c;
     struct up_transfer *prev, *next;
-    CURL *easy;               /* owned: back to the pool (recycle_easy) */
-    struct curl_slist *hdrs;  /* owned: curl_slist_free_all after removal */
+    CURL *easy;              /* owned: back to the pool (pool_put) */
+    struct curl_slist *hdrs; /* owned: curl_slist_free_all after removal */
     struct up_callbacks cb;
     void *ud;
-    size_t skip;              /* bytes curl re-delivers after a pause: already given */
-    struct buf head;          /* owned: header lines of the head being read */
-    struct up_span *spans;    /* owned: one per header line in head */
+    size_t skip;           /* bytes curl re-delivers after a pause: already given */
+    struct buf head;       /* owned: header lines of the head being read */
+    struct up_span *spans; /* owned: one per header line in head */
     size_t n_spans, cap_spans;
-    int status;               /* 0 until the status line of the current head */
+    int status; /* 0 until the status line of the current head */
     bool added, cancelled, paused, resume_pending, head_done, aborted, proto_err, in_done;
     char errbuf[CURL_ERROR_SIZE];
 };

@@ -39,8 +39,9 @@ enum up_result {
 
 /* Return values of on_data. */
 #define UP_DATA_OK 0
-#define UP_DATA_PAUSE 1 /* the bytes of this call count as delivered (they are
-                           never delivered again); no more until up_resume() */
+/* UP_DATA_PAUSE: the bytes of this call count as delivered (they are never
+ * delivered again); nothing more until up_resume(). */
+#define UP_DATA_PAUSE 1
 #define UP_DATA_ABORT 2 /* cancel the transfer; on_done reports UP_ERR_ABORTED */
 
 struct up_callbacks {

@@ -124,7 +124,8 @@ void buf_appendf(struct buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char probe[1]; /* measuring into a real buffer keeps gcc's format checks quiet */
+    int n = vsnprintf(probe, sizeof(probe), fmt, ap);
     va_end(ap);
     if (n > 0) {
         buf_reserve(b, (size_t)n);

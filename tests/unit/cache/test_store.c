@@ -71,7 +71,8 @@ static int look(struct cache_store *s, const char *key, uint64_t hash, int64_t n
 {
     bool fresh = false;
     size_t n = strlen(key);
-    struct cache_entry *e = cache_store_get(s, key, n, hash ? hash : cache_hash(key, n), now, &fresh);
+    uint64_t h = hash ? hash : cache_hash(key, n);
+    struct cache_entry *e = cache_store_get(s, key, n, h, now, &fresh);
     if (!e)
         return 0;
     assert_memory_equal(e->key, key, n);

@@ -6,11 +6,12 @@
  * wire. Every test ends with up_client_free + uv_run and uv_loop_close == 0:
  * nothing left open, and ASan/LSan see every free.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* needs the four above first */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -485,8 +486,8 @@ static bool has_line(const struct buf *b, const char *line)
 
 /* Asserts the echoed request: its request line, exactly these header lines
  * (any order, CRLF-terminated "Name: value"), and the body. */
-static void expect_echo(const struct xfer *x, const char *request_line,
-                        const char *const *headers, const char *body, size_t body_len)
+static void expect_echo(const struct xfer *x, const char *request_line, const char *const *headers,
+                        const char *body, size_t body_len)
 {
     assert_int_equal(x->res, UP_OK);
     assert_int_equal(x->status, 200);
@@ -728,7 +729,7 @@ static void test_get_sends_exact_headers(void **state)
     const struct up_header h[] = {
         {"X-Test", 6, "one", 3},
         {"X-Empty", 7, "", 0},
-        {"Content-Length", 14, "5", 1},      /* dropped: no body */
+        {"Content-Length", 14, "5", 1},       /* dropped: no body */
         {"Transfer-Encoding", 17, "gzip", 4}, /* dropped */
     };
     start_req(&x, "GET", "/echo/a/../b?a=1&b=x%20y", h, GATE_ARRAY_LEN(h), NULL, 0, 5000);
@@ -757,10 +758,8 @@ static void test_post_keeps_caller_framing_out(void **state)
 {
     struct fx *f = *state;
     const struct up_header h[] = {
-        {"Content-Type", 12, "application/json", 16},
-        {"Content-Length", 14, "999", 3},
-        {"Transfer-Encoding", 17, "chunked", 7},
-        {"Accept", 6, "text/plain", 10},
+        {"Content-Type", 12, "application/json", 16}, {"Content-Length", 14, "999", 3},
+        {"Transfer-Encoding", 17, "chunked", 7},      {"Accept", 6, "text/plain", 10},
         {"Host", 4, "api.example.test", 16},
     };
     struct xfer x;
@@ -783,10 +782,14 @@ static void test_methods_and_empty_bodies(void **state)
         const char *method, *body, *line;
         int want; /* 0 cl0, 1 none, 2 cl3 */
     } cases[] = {
-        {"POST", NULL, "POST /echo HTTP/1.1", 0},     {"PUT", NULL, "PUT /echo HTTP/1.1", 0},
-        {"PATCH", NULL, "PATCH /echo HTTP/1.1", 0},   {"DELETE", NULL, "DELETE /echo HTTP/1.1", 1},
-        {"OPTIONS", NULL, "OPTIONS /echo HTTP/1.1", 1}, {"PATCH", "abc", "PATCH /echo HTTP/1.1", 2},
-        {"DELETE", "abc", "DELETE /echo HTTP/1.1", 2}, {"GET", "abc", "GET /echo HTTP/1.1", 2},
+        {"POST", NULL, "POST /echo HTTP/1.1", 0},
+        {"PUT", NULL, "PUT /echo HTTP/1.1", 0},
+        {"PATCH", NULL, "PATCH /echo HTTP/1.1", 0},
+        {"DELETE", NULL, "DELETE /echo HTTP/1.1", 1},
+        {"OPTIONS", NULL, "OPTIONS /echo HTTP/1.1", 1},
+        {"PATCH", "abc", "PATCH /echo HTTP/1.1", 2},
+        {"DELETE", "abc", "DELETE /echo HTTP/1.1", 2},
+        {"GET", "abc", "GET /echo HTTP/1.1", 2},
         {"PUT", "abc", "PUT /echo HTTP/1.1", 2},
     };
     for (size_t i = 0; i < GATE_ARRAY_LEN(cases); i++) {
@@ -1037,10 +1040,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_refused, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_start_refuses_bad_requests, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_get_sends_exact_headers, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_post_body_without_content_type, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_post_keeps_caller_framing_out, fx_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_post_body_without_content_type, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_post_keeps_caller_framing_out, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_methods_and_empty_bodies, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_reuses_one_connection, fx_setup,
                                         fx_teardown),

@@ -1,0 +1,76 @@
+/*
+ * auth — who may do what: AWS Signature Version 4 verification (header and
+ * presigned query forms) against the configured identities, and IAM policy
+ * evaluation (explicit Deny wins, then Allow, else implicit deny).
+ *
+ * Pure functions over plain parameters: time is passed in, nothing is
+ * logged, and no message ever contains a secret (a reason string may name
+ * the access key id, never the secret or the expected signature).
+ */
+#ifndef GATE_AUTH_H
+#define GATE_AUTH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "http/http.h"
+
+/* A request as it arrived, for signature verification. */
+struct auth_request {
+    const char *method; /* borrowed */
+    size_t method_len;
+    const char *path;   /* raw request path as sent (percent-encoded), no query */
+    size_t path_len;
+    const char *query;  /* raw query without '?', NULL when absent */
+    size_t query_len;
+    const struct http_header *headers; /* borrowed */
+    size_t n_headers;
+    const char *body;   /* borrowed; hashed when x-amz-content-sha256 is absent */
+    size_t body_len;
+};
+
+enum auth_result {
+    AUTH_OK = 0,
+    AUTH_NOT_SIGNED = -1,      /* no Authorization: AWS4-HMAC-SHA256 and no X-Amz-Signature */
+    AUTH_MALFORMED = -2,       /* unparsable Authorization / presigned parameters */
+    AUTH_UNKNOWN_KEY = -3,     /* access key id of no configured identity */
+    AUTH_BAD_SCOPE = -4,       /* region, service, terminator or date of the scope wrong */
+    AUTH_EXPIRED = -5,         /* X-Amz-Date more than 15 minutes away, or presign expired */
+    AUTH_BAD_SIGNATURE = -6,   /* signature does not match */
+    AUTH_MISSING_HOST = -7,    /* SignedHeaders does not include host */
+};
+
+/*
+ * Verifies the SigV4 signature of req for `service` ("execute-api",
+ * "apigateway", "cloudfront") in `region` at wall time now_sec (seconds since
+ * the epoch). On AUTH_OK *who is the signing identity (borrowed from cfg).
+ * `why` receives a short reason on failure (may be NULL). Signatures are
+ * compared in constant time.
+ */
+enum auth_result auth_sigv4_verify(const struct cfg *cfg, const struct auth_request *req,
+                                   const char *service, const char *region, int64_t now_sec,
+                                   const struct cfg_identity **who, char *why, size_t why_len);
+
+/* True when the request carries a SigV4 signature at all (header or query form). */
+bool auth_sigv4_present(const struct auth_request *req);
+
+enum auth_decision { AUTH_DENY_IMPLICIT = 0, AUTH_ALLOW = 1, AUTH_DENY_EXPLICIT = 2 };
+
+/* Evaluates an IAM policy document for one action on one resource ARN:
+ * actions compare case-insensitively, resources case-sensitively; '*' and '?'
+ * wildcards; Action/NotAction, Resource/NotResource; Statement as a list or a
+ * single object. A statement with a Condition never matches (unsupported). */
+enum auth_decision auth_policy_evaluate(const json_t *policy, const char *action,
+                                        const char *resource);
+
+/* Checks that a policy document has the shape IAM accepts. Returns 0 or -1
+ * with a message in err (e.g. "Statement[1].Effect must be Allow or Deny"). */
+int auth_policy_validate(const json_t *policy, char *err, size_t err_len);
+
+/* IAM wildcard match: '*' any run, '?' one character. */
+bool auth_wildcard_match(const char *pattern, const char *s, bool case_insensitive);
+
+#endif

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "crypto/crypto.h"
 #include "server/server.h"
+#include "upstream/upstream.h"
 #include "util/util.h"
 
 static void usage(FILE *f)
@@ -92,8 +93,8 @@ int main(int argc, char **argv)
         cfg_release(&cfg);
         return 0;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    up_global_init();
     int rc = srv_serve(cfg);
-    curl_global_cleanup();
+    up_global_cleanup();
     return rc;
 }

@@ -77,21 +77,29 @@ static inline uint64_t has_byte(uint64_t x, uint64_t b)
 /* First byte in [p, end) that is not a field-value byte (RFC 9110 §5.5), or end. */
 static const char *scan_value(const char *p, const char *end)
 {
-    for (;;) {
-        while (end - p >= 8) {
-            uint64_t x = load8(p);
-            /* HTAB is < 0x20 too: such a word just takes the slow path. */
-            if (has_less(x, 0x20) | has_byte(x, 0x7f))
-                break;
+    while (end - p >= 8) {
+        uint64_t x = load8(p);
+        uint64_t bad = has_less(x, 0x20) | has_byte(x, 0x7f);
+        if (!bad) {
             p += 8;
+            continue;
         }
-        const char *stop = end - p >= 8 ? p + 8 : end;
-        for (; p < stop; p++)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* The lowest flagged byte is exact (borrows only run upwards). HTAB
+         * is < 0x20 but allowed: step over it and look again. */
+        p += __builtin_ctzll(bad) / 8;
+        if (*p != '\t')
+            return p;
+        p++;
+#else
+        for (const char *stop = p + 8; p < stop; p++)
             if (!http__is((unsigned char)*p, HTTP__VALUE))
                 return p;
-        if (p == end)
-            return p;
+#endif
     }
+    while (p < end && http__is((unsigned char)*p, HTTP__VALUE))
+        p++;
+    return p;
 }
 
 /* First byte in [p, end) that is not a target byte (or is '?' when stop_q), or end. */
@@ -146,7 +154,24 @@ static int fail(struct ctx *c, int status, const char *reason)
     return HTTP_PARSE_ERROR;
 }
 
-#define NAME_IS(h, lit) str_ieq((h)->name, (h)->name_len, (lit), sizeof(lit) - 1)
+/* s[0..n) equals the lower-case literal `lit` of length litlen, ignoring ASCII case.
+ * Inlined here because it runs for most header lines. */
+static inline bool ieq_lower(const char *s, size_t n, const char *lit, size_t litlen)
+{
+    if (n != litlen)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((unsigned)(ch - 'A') < 26u)
+            ch |= 0x20;
+        if (ch != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
+}
+
+#define IEQ(s, n, lit) ieq_lower((s), (n), (lit), sizeof(lit) - 1)
+#define NAME_IS(h, lit) IEQ((h)->name, (h)->name_len, lit)
 
 /* ================= request line (RFC 9112 §3) ================= */
 
@@ -343,7 +368,7 @@ static int on_transfer_encoding(struct ctx *c, const struct http_header *h)
         return fail(c, 400, "repeated Transfer-Encoding");
     if (c->seen_cl)
         return fail(c, 400, "both Content-Length and Transfer-Encoding");
-    if (!str_ieq(h->value, h->value_len, "chunked", 7)) {
+    if (!IEQ(h->value, h->value_len, "chunked")) {
         int st = te_status(h->value, h->value_len);
         return fail(c, st, st == 501 ? "unsupported transfer coding" : "invalid Transfer-Encoding");
     }
@@ -366,6 +391,26 @@ static int on_host(struct ctx *c, const struct http_header *h)
     return 0;
 }
 
+/* Connection = #connection-option (RFC 9110 §7.6.1): one pass over the list
+ * for both options that matter here. */
+static void on_connection(struct ctx *c, const struct http_header *h)
+{
+    const char *v = h->value, *end = h->value + h->value_len;
+    while (v < end) {
+        const char *e = v;
+        while (e < end && *e != ',')
+            e++;
+        const char *t = v, *te = e;
+        while (t < te && (*t == ' ' || *t == '\t'))
+            t++;
+        while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
+            te--;
+        c->conn_close |= IEQ(t, (size_t)(te - t), "close");
+        c->conn_keep_alive |= IEQ(t, (size_t)(te - t), "keep-alive");
+        v = e + 1;
+    }
+}
+
 /* Interprets the header just stored, dispatching on the name length first. */
 static int on_header(struct ctx *c, const struct http_header *h)
 {
@@ -373,14 +418,12 @@ static int on_header(struct ctx *c, const struct http_header *h)
     case 4:
         return NAME_IS(h, "host") ? on_host(c, h) : 0;
     case 6:
-        if (NAME_IS(h, "expect") && str_ieq(h->value, h->value_len, "100-continue", 12))
+        if (NAME_IS(h, "expect") && IEQ(h->value, h->value_len, "100-continue"))
             c->expect_100 = true;
         return 0;
     case 10:
-        if (NAME_IS(h, "connection")) {
-            c->conn_close |= http_connection_lists(h->value, h->value_len, "close", 5);
-            c->conn_keep_alive |= http_connection_lists(h->value, h->value_len, "keep-alive", 10);
-        }
+        if (NAME_IS(h, "connection"))
+            on_connection(c, h);
         return 0;
     case 14:
         return NAME_IS(h, "content-length") ? on_content_length(c, h) : 0;

@@ -131,7 +131,7 @@ void srv_stage_cache_totals(const struct srv_stage_cache *sc, uint64_t *hits, ui
                             uint64_t *invalidations)
 {
     uint64_t h = 0, m = 0, inv = 0;
-    for (size_t i = 0; i < SRV_MAX_WORKERS; i++) {
+    for (size_t i = 0; i <= SRV_MAX_WORKERS; i++) {
         h += atomic_load_explicit(&sc->counters[i].hits, memory_order_relaxed);
         m += atomic_load_explicit(&sc->counters[i].misses, memory_order_relaxed);
         inv += atomic_load_explicit(&sc->counters[i].invalidations, memory_order_relaxed);

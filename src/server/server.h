@@ -22,6 +22,7 @@
 /* A stage's cache store, shared by successive runtime snapshots while the
  * stage keeps its capacity (a resize builds a new, empty one, as in the seeds). */
 #define SRV_MAX_WORKERS 64
+#define SRV_ADMIN_SLOT SRV_MAX_WORKERS /* counter slot of the admin thread */
 
 /* Per-worker counters of a stage cache, each on its own cache line: a worker
  * only ever writes its own slot (relaxed), readers sum the slots. */
@@ -38,7 +39,7 @@ struct srv_stage_cache {
     char *stage;           /* owned */
     uint64_t capacity;
     struct cache_store *store; /* owned */
-    struct srv_stage_counters counters[SRV_MAX_WORKERS];
+    struct srv_stage_counters counters[SRV_MAX_WORKERS + 1]; /* by worker id, then admin */
 };
 
 /* Sums of a stage cache's per-worker counters (any thread). */

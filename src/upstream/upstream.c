@@ -16,9 +16,9 @@
  *   resume, client free) is recorded in flags and done by on_defer, a uv_idle
  *   that runs once curl has returned. Resume is always deferred, so on_data is
  *   never called from inside up_resume.
- * - A cancelled transfer never calls back. It stays on c->transfers (with
+ * - A cancelled transfer never calls back. It stays on the c->first list (with
  *   its easy handle still in the multi) until destroy() runs outside curl.
- * - Every transfer on c->transfers is either added to the multi (t->added) or
+ * - Every transfer on that list is either added to the multi (t->added) or
  *   waiting for on_defer to add it. n_active counts the ones not cancelled.
  * - on_done is called outside curl callbacks, with t already unlinked and its
  *   easy handle recycled; t is freed after on_done returns.

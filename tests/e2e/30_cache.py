@@ -340,37 +340,39 @@ class TestOriginCacheControl(CacheTest):
 
     def test_not_stored(self):
         gw = self.gateway(config(self.RES, self.SET))
-        for h in ("no-store", "private", "private, max-age=300", "max-age=0"):
-            q = "/cc?h=" + h.replace(" ", "%20").replace(",", "%2C")
-            r, n = self.twice(gw, "/prod/h" + q, q)
+        for i, h in enumerate(("no-store", "private", "private, max-age=300", "max-age=0",
+                               "no-store, max-age=300")):
+            q = "/cc/ns%d?h=%s" % (i, h.replace(" ", "%20").replace(",", "%2C").replace("=", "%3D"))
+            r, n = self.twice(gw, "/prod/h" + q, "/cc/ns%d" % i)
             self.assertEqual(r.status, 200)
             self.assertNotEqual(r.headers.get("x-cache-status"), "HIT", (h, r))
             self.assertEqual(n, 2, "Cache-Control: %s was stored" % h)
             self.assertEqual(r.headers.get("cache-control"), h)
         # no freshness information and default_ttl 0: not stored
-        r, n = self.twice(gw, "/prod/h/cc?none=1", "/cc?none=1")
+        r, n = self.twice(gw, "/prod/h/cc/none", "/cc/none")
+        self.assertNotEqual(r.headers.get("x-cache-status"), "HIT", r)
         self.assertEqual(n, 2)
 
     def test_stored_with_origin_ttl_and_clamps(self):
         gw = self.gateway(config(self.RES, self.SET))
         cases = [
-            # (stage path, origin path, fresh after 1.5 s?)
-            ("/prod/h/cc?h=max-age%3D1", "/cc?h=max-age%3D1", False),
-            ("/prod/h/cc?h=max-age%3D1%2C%20s-maxage%3D60", None, True),
-            ("/prod/h/cc?expires=1", "/cc?expires=1", False),
-            ("/prod/h/cc?h=max-age%3D300", None, True),
-            ("/prod/hmin/cc?h=max-age%3D1&min", None, True),     # raised to min_ttl 60
-            ("/prod/hmax/cc?h=max-age%3D300&max", None, False),  # lowered to max_ttl 1
-            ("/prod/hdef/cc?def", "/cc?def", False),             # default_ttl 1
+            # (stage path, fresh after 1.6 s?)
+            ("/prod/h/cc/a?h=max-age%3D1", False),
+            ("/prod/h/cc/b?h=max-age%3D1%2C%20s-maxage%3D60", True),   # s-maxage wins
+            ("/prod/h/cc/c?expires=1", False),
+            ("/prod/h/cc/d?h=max-age%3D300", True),
+            ("/prod/hmin/cc/e?h=max-age%3D1", True),     # raised to min_ttl 60
+            ("/prod/hmax/cc/f?h=max-age%3D300", False),  # lowered to max_ttl 1
+            ("/prod/hdef/cc/g", False),                  # no freshness info: default_ttl 1
         ]
         first = {}
-        for sp, _, _ in cases:
+        for sp, _ in cases:
             r1 = self.get(gw, sp)
             self.assertMiss(r1)
             self.assertHit(self.get(gw, sp), r1.body)
             first[sp] = r1.body
         time.sleep(1.6)
-        for sp, _, fresh in cases:
+        for sp, fresh in cases:
             r = self.get(gw, sp)
             self.assertEqual(r.status, 200)
             if fresh:
@@ -378,7 +380,7 @@ class TestOriginCacheControl(CacheTest):
             else:
                 self.assertNotEqual(r.headers.get("x-cache-status"), "HIT", (sp, r))
                 self.assertNotEqual(r.body, first[sp], sp)
-        self.assertEqual(self.origin.count("/cc"), len(cases) + sum(not f for _, _, f in cases))
+        self.assertEqual(self.origin.count(), len(cases) + sum(not f for _, f in cases))
 
 
 class TestCoalescing(CacheTest):
@@ -437,7 +439,7 @@ class TestStaleIfError(CacheTest):
         self.assertEqual(s.status, 200, s)
         self.assertCache(s, "STALE")
         self.assertEqual(s.body, b"v1")
-        self.assertEqual(self.origin.count("/flaky?"[:-1] if False else "/flaky"), 3)
+        self.assertEqual(self.origin.count("/flaky"), 3)
         # origin unreachable: STALE too
         s2 = self.get(gw, "/prod/o2/down")
         self.assertEqual(s2.status, 200, s2)

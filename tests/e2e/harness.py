@@ -228,14 +228,21 @@ class Gateway:
 
     def start(self):
         self._err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([BIN, "serve", "-c", self.config_path],
-                                     stdout=self._err, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, env=self.env)
+        try:
+            self.proc = subprocess.Popen([BIN, "serve", "-c", self.config_path],
+                                         stdout=self._err, stderr=self._err,
+                                         stdin=subprocess.DEVNULL, env=self.env)
+        except OSError:
+            self._err.close()
+            raise
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self._err.close()
+                self.proc = None
                 raise GatewayError("gatecache exited with %s at start; stderr:\n%s\nconfig:\n%s"
-                                   % (self.proc.returncode, self.stderr(), self.config_text))
+                                   % (rc, self.stderr(), self.config_text))
             if port_open(self.port):
                 return
             time.sleep(0.02)

@@ -154,7 +154,7 @@ class Handler(BaseHTTPRequestHandler):
                                         "sha256": hashlib.sha256(body).hexdigest(), "n": n})
         if path == "/chunked":
             return self.chunked(int(qv("parts", "3")), int(qv("delay_ms", "0")), n)
-        if path == "/cc":
+        if path == "/cc" or path.startswith("/cc/"):
             hs = []
             if qv("h") is not None:
                 hs.append(("Cache-Control", qv("h")))

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/aead.h"
 #include "server/server_int.h"
 
 /* ================= small helpers ================= */
@@ -214,20 +215,63 @@ static void count_miss(struct req *r)
     atomic_fetch_add_explicit(&r->cache->counters[r->c->w->id].misses, 1, memory_order_relaxed);
 }
 
-static void serve_entry(struct req *r, struct cache_entry *e, const char *status)
+/* Opens an encrypted entry's body; NULL when the tag does not verify (a
+ * corrupt or tampered entry is a miss, never garbage). owned: free(). */
+static char *open_entry(struct req *r, const struct cache_entry *e, size_t *len)
 {
-    char extra[512];
+    const struct srv_runtime *rt = r->c->rt;
+    if (!rt->has_encryption_key || e->body_len < CRY_AEAD_OVERHEAD)
+        return NULL;
+    *len = e->body_len - CRY_AEAD_OVERHEAD;
+    char *plain = xmalloc(*len + 1);
+    if (!cry_aead_open(rt->encryption_key, e->key, e->key_len, (const uint8_t *)e->body,
+                       e->body_len, (uint8_t *)plain)) {
+        free(plain);
+        return NULL;
+    }
+    return plain;
+}
+
+/* Answers from an entry. False (nothing written) when the entry is
+ * encrypted and does not open. */
+static bool serve_entry(struct req *r, struct cache_entry *e, const char *status, bool is_hit)
+{
+    char *plain = NULL;
+    size_t plain_len = 0;
+    if (e->flags & CACHE_ENTRY_ENCRYPTED) {
+        plain = open_entry(r, e, &plain_len);
+        if (!plain) {
+            log_warn("cache entry of %.*s failed authentication: dropped", (int)e->path_len,
+                     e->path);
+            cache_store_remove(r->cache->store, e->key, e->key_len, e->hash);
+            return false;
+        }
+    }
+    if (is_hit)
+        count_hit(r);
     struct buf b;
     buf_init(&b);
     int64_t age = (util_now_ms() - e->stored_ms) / 1000;
     buf_appendf(&b, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
     append_cache_headers(r, &b, status);
     buf_append_str(&b, "\r\n");
-    GATE_ASSERT(b.len < sizeof(extra));
-    memcpy(extra, b.data, b.len);
-    conn_write_entry(r->c, e, extra, b.len, !r->is_head);
+    if (plain) {
+        /* Decrypted bodies are copies: head, extra and plaintext in one write. */
+        struct buf out;
+        buf_init(&out);
+        buf_append(&out, e->head, e->head_len);
+        buf_append(&out, b.data, b.len);
+        if (!r->is_head)
+            buf_append(&out, plain, plain_len);
+        conn_write_copy(r->c, out.data, out.len);
+        buf_free(&out);
+        free(plain);
+    } else {
+        conn_write_entry(r->c, e, b.data, b.len, !r->is_head);
+    }
     buf_free(&b);
     conn_request_done(r->c);
+    return true;
 }
 
 static bool stale_usable(const struct req *r)
@@ -235,13 +279,16 @@ static bool stale_usable(const struct req *r)
     return r->stale && util_now_ms() < r->stale->stale_until_ms;
 }
 
-static void serve_stale(struct req *r)
+/* Serves the expired entry kept for stale-if-error; false when it does not
+ * open (the caller answers the error instead). */
+static bool serve_stale(struct req *r)
 {
     struct cache_entry *e = r->stale;
     r->stale = NULL;
     release_fill(r);
-    serve_entry(r, e, "STALE");
+    bool ok = serve_entry(r, e, "STALE", false);
     cache_entry_release(&e);
+    return ok;
 }
 
 /* ================= the integration call ================= */
@@ -381,7 +428,8 @@ static void on_up_head(void *ud, int status, const struct up_header *h, size_t n
     r->status = status;
     if (status >= 500 && stale_usable(r)) {
         up_cancel(&r->up);
-        serve_stale(r);
+        if (!serve_stale(r))
+            req_respond_json(r, 502, "Internal server error", NULL);
         return;
     }
     const struct route_settings *st = r->m.settings;
@@ -503,9 +551,25 @@ static void store_answer(struct req *r)
         .expires_ms = now + r->ttl_ms,
         .stale_until_ms = now + r->ttl_ms + (int64_t)r->m.settings->stale_if_error_seconds * 1000,
     };
+    const struct srv_runtime *rt = r->c->rt;
+    bool encrypt = r->m.settings->data_encrypted && rt->has_encryption_key;
+    if (encrypt) {
+        init.body = NULL; /* sealed straight into the entry */
+        init.body_len = r->store_body.len + CRY_AEAD_OVERHEAD;
+    }
     struct cache_entry *e = cache_entry_new(&init);
-    if (e)
-        cache_store_put(r->cache->store, e, now); /* takes the ref */
+    if (!e)
+        return; /* no memory for it: the answer simply is not cached */
+    if (encrypt) {
+        if (!cry_aead_seal(rt->encryption_key, r->key.data, r->key.len,
+                           r->store_body.data ? r->store_body.data : "", r->store_body.len,
+                           (uint8_t *)e->body)) {
+            cache_entry_release(&e);
+            return;
+        }
+        e->flags |= CACHE_ENTRY_ENCRYPTED;
+    }
+    cache_store_put(r->cache->store, e, now); /* takes the ref */
 }
 
 /* The seeds' PUT /projects/{id}/members: after a 2xx answer, drop every key
@@ -543,10 +607,8 @@ static void on_up_done(void *ud, enum up_result result)
         return;
     }
     if (!r->head_sent) {
-        if (stale_usable(r)) {
-            serve_stale(r);
+        if (stale_usable(r) && serve_stale(r))
             return;
-        }
         release_fill(r);
         if (result == UP_ERR_TIMEOUT)
             req_respond_json(r, 504, "Endpoint request timed out", NULL);
@@ -609,10 +671,11 @@ static void lookup_or_fill(struct req *r)
     struct cache_entry *e =
         cache_store_get(r->cache->store, r->key.data, r->key.len, r->hash, now, &fresh);
     if (e && fresh) {
-        count_hit(r);
-        serve_entry(r, e, "HIT");
-        cache_entry_release(&e);
-        return;
+        if (serve_entry(r, e, "HIT", true)) {
+            cache_entry_release(&e);
+            return;
+        }
+        cache_entry_release(&e); /* failed to open: removed, now a miss */
     }
     cache_entry_release(&r->stale);
     r->stale = e;

@@ -4,9 +4,12 @@
  * a reload reuses the store of a stage whose capacity did not change and
  * builds an empty one otherwise (API Gateway deletes the cache on a resize).
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/aead.h"
 #include "server/server.h"
 #include "util/util.h"
 
@@ -49,9 +52,70 @@ static struct srv_stage_cache *find_prev_cache(const struct srv_runtime *prev, c
     return NULL;
 }
 
+static bool needs_encryption_key(const struct cfg *cfg)
+{
+    for (size_t a = 0; a < cfg->n_apis; a++)
+        for (size_t s = 0; s < cfg->apis[a].n_stages; s++) {
+            const struct cfg_stage *st = &cfg->apis[a].stages[s];
+            for (size_t i = 0; i < st->n_method_settings; i++)
+                if (st->method_settings[i].has_cache_data_encrypted &&
+                    st->method_settings[i].cache_data_encrypted)
+                    return true;
+        }
+    return false;
+}
+
+/* Reads the AES-256 key from cache_encryption_key_file or the environment.
+ * Messages name the file or variable, never the key. */
+static bool load_encryption_key(const struct cfg *cfg, uint8_t key[32])
+{
+    char text[256];
+    size_t len = 0;
+    const char *file = cfg->server.cache_encryption_key_file;
+    if (file) {
+        FILE *f = fopen(file, "r");
+        if (!f) {
+            log_error("cache_encryption_key_file %s: %s", file, strerror(errno));
+            return false;
+        }
+        len = fread(text, 1, sizeof(text), f);
+        fclose(f);
+    } else {
+        const char *env = getenv(SRV_ENCRYPTION_KEY_ENV);
+        if (!env) {
+            log_error("cache_data_encrypted is on but no key is configured: set "
+                      "server.cache_encryption_key_file or %s",
+                      SRV_ENCRYPTION_KEY_ENV);
+            return false;
+        }
+        len = strlen(env);
+        if (len > sizeof(text))
+            len = sizeof(text);
+        memcpy(text, env, len);
+    }
+    bool ok = len < sizeof(text) && cry_aead_parse_key(text, len, key);
+    memset(text, 0, sizeof(text));
+    if (!ok)
+        log_error("cache encryption key from %s is malformed: expected 32 bytes as 64 hex digits "
+                  "or base64",
+                  file ? file : SRV_ENCRYPTION_KEY_ENV);
+    return ok;
+}
+
 struct srv_runtime *srv_runtime_new(struct cfg *cfg, const struct srv_runtime *prev)
 {
+    uint8_t key[32];
+    bool want_key = needs_encryption_key(cfg);
+    if (want_key && !load_encryption_key(cfg, key)) {
+        cfg_release(&cfg);
+        return NULL;
+    }
     struct srv_runtime *rt = xcalloc(1, sizeof(*rt));
+    if (want_key) {
+        rt->has_encryption_key = true;
+        memcpy(rt->encryption_key, key, sizeof(key));
+        memset(key, 0, sizeof(key));
+    }
     atomic_init(&rt->refs, 1);
     rt->cfg = cfg;
     rt->routes = route_table_new(cfg);
@@ -101,6 +165,7 @@ void srv_runtime_release(struct srv_runtime **rtp)
     free(rt->api_offset);
     route_table_free(&rt->routes);
     cfg_release(&rt->cfg);
+    memset(rt->encryption_key, 0, sizeof(rt->encryption_key));
     free(rt);
 }
 

@@ -45,8 +45,13 @@ static void on_reload(uv_signal_t *s, int signum)
     if (cfg->server.workers != cur->cfg->server.workers ||
         cfg->server.n_listen != cur->cfg->server.n_listen)
         log_warn("reload: listen addresses and worker count apply at the next restart");
-    srv_publish_runtime(srv_runtime_new(cfg, cur));
+    struct srv_runtime *rt = srv_runtime_new(cfg, cur);
     srv_runtime_release(&cur);
+    if (!rt) {
+        log_error("reload failed: keeping the running configuration");
+        return;
+    }
+    srv_publish_runtime(rt);
     log_info("reload done");
 }
 
@@ -93,7 +98,12 @@ static void on_stop(uv_signal_t *s, int signum)
 int srv_serve(struct cfg *cfg)
 {
     signal(SIGPIPE, SIG_IGN);
-    srv_publish_runtime(srv_runtime_new(cfg, NULL));
+    struct srv_runtime *first = srv_runtime_new(cfg, NULL);
+    if (!first) {
+        log_error("gatecache could not start");
+        return 1;
+    }
+    srv_publish_runtime(first);
     int rc = wrk_start_all(cfg);
     if (rc != 0) {
         log_error("gatecache could not start");

@@ -55,7 +55,13 @@ struct srv_runtime {
     struct srv_stage_cache **caches; /* owned array, ref each: index = api_offset[a] + stage */
     size_t *api_offset;         /* owned: first cache index of each api */
     size_t n_caches;
+    bool has_encryption_key;    /* some method sets cache_data_encrypted */
+    uint8_t encryption_key[32]; /* secret: wiped on release, never logged */
 };
+
+/* Environment variable holding the cache encryption key when the config has
+ * no cache_encryption_key_file. */
+#define SRV_ENCRYPTION_KEY_ENV "GATECACHE_CACHE_ENCRYPTION_KEY"
 
 struct wrk;
 
@@ -72,7 +78,9 @@ struct srv {
 
 extern struct srv srv;
 
-/* Runtime snapshots (runtime.c). */
+/* Runtime snapshots (runtime.c). Takes over the ref on cfg. Returns NULL
+ * after logging why when the snapshot cannot be built (an encrypted method
+ * without a usable key); cfg is released then. */
 struct srv_runtime *srv_runtime_new(struct cfg *cfg, const struct srv_runtime *prev);
 struct srv_runtime *srv_runtime_ref(struct srv_runtime *rt);
 void srv_runtime_release(struct srv_runtime **rt);

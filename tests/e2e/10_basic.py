@@ -154,6 +154,25 @@ class TestServe(GatewayTest):
             time.sleep(0.05)
         self.assertEqual(gw.proc.poll(), 0, gw.stderr())
 
+    def test_signals_right_after_start(self):
+        # A supervisor may signal as soon as the port accepts: SIGHUP must
+        # reload (not kill) and SIGTERM must drain and exit 0 even then.
+        for i in range(5):
+            gw = self.gateway(CONFIG)
+            gw.signal(signal.SIGHUP)
+            time.sleep(0.2)
+            self.assertTrue(gw.alive(), "SIGHUP right after start killed gatecache (exit %r)"
+                            % gw.proc.poll())
+            self.assertEqual(curl(gw.url("/prod/time")).status, 200)
+        for i in range(5):
+            gw = self.gateway(CONFIG)
+            gw.signal(signal.SIGTERM)
+            try:
+                rc = gw.proc.wait(15)
+            except Exception:
+                rc = None
+            self.assertEqual(rc, 0, "SIGTERM right after start: exit %r" % rc)
+
 
 if __name__ == "__main__":
     harness.main()

@@ -20,10 +20,22 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         print("origin: " + fmt % args, flush=True)
 
-    def answer(self):
+    def read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        return self.rfile.read(length) if length else b""
+
+    def answer(self):
+        self.read_body()
         time.sleep(0.1)  # a slow backend is what a cache is for
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
         path = self.path.split("?", 1)[0]

@@ -11,6 +11,7 @@
 #include <xxhash.h>
 #include <yaml.h>
 
+#include "admin/admin.h"
 #include "config/config.h"
 #include "crypto/crypto.h"
 #include "server/server.h"
@@ -21,7 +22,12 @@ static void usage(FILE *f)
 {
     fputs("usage: gatecache serve -c FILE     run the gateway\n"
           "       gatecache check -c FILE     validate a config and print every error\n"
-          "       gatecache version           version and library versions\n",
+          "       gatecache version           version and library versions\n"
+          "       gatecache flush --api A --stage S                 flush a stage cache\n"
+          "       gatecache invalidate --api A --stage S [--path P]... [--tag T]...\n"
+          "       gatecache status --api A --stage S                a stage cache's status\n"
+          "       gatecache stats                                   Prometheus metrics\n"
+          "       (admin verbs: --admin URL, --token T | --token-file F, -c FILE)\n",
           f);
 }
 
@@ -75,6 +81,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (admin_cli_is_verb(verb))
+        return admin_cli_main(argc, argv);
     if (strcmp(verb, "serve") != 0 && strcmp(verb, "check") != 0) {
         fprintf(stderr, "gatecache: unknown command \"%s\"\n", verb);
         usage(stderr);

@@ -1,10 +1,10 @@
 /*
  * admin/invalidation.c — the body of POST .../invalidations:
- * {"paths": ["/pets/1", "/pets/*"], "tags": ["a"]}.
+ * {"paths": ["/pets/1", "/pets/x*"], "tags": ["a"]} (a trailing '*' = prefix).
  *
  * Strict on purpose: a typo in a key ("path") or a '*' in the middle of a
  * path would otherwise "succeed" while invalidating nothing. Paths follow
- * CloudFront's rule (a '*' only at the end: a prefix); "/*" is everything.
+ * CloudFront's rule (a '*' only at the end: a prefix); a lone "/" + "*" is everything.
  * Strings are borrowed from the parsed document, which the result keeps.
  */
 #include <stdlib.h>

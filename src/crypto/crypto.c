@@ -40,6 +40,16 @@ void cry_hex(const uint8_t *in, size_t n, char *dst)
     dst[2 * n] = '\0';
 }
 
+bool cry_mem_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+void cry_cleanse(void *p, size_t n)
+{
+    OPENSSL_cleanse(p, n);
+}
+
 const char *cry_version(void)
 {
     return OpenSSL_version(OPENSSL_VERSION);

@@ -21,6 +21,7 @@
 static void conn_read_start(struct conn *c);
 static void conn_read_stop(struct conn *c);
 static void on_linger_timeout(uv_timer_t *t);
+static void fail_body(struct conn *c, int status, const char *msg);
 static void process_input(struct conn *c);
 
 /* ================= writes ================= */
@@ -174,7 +175,9 @@ static void on_timeout(uv_timer_t *t)
         conn_respond_error(c, 408, "Request Timeout");
         break;
     case CONN_BUSY:
-        if (c->req)
+        if (c->req && c->req->body_streaming && !c->req->body_done)
+            fail_body(c, 408, "Request Timeout"); /* the streamed body stalled */
+        else if (c->req)
             req_resume_waiter(c->req, true); /* bounded wait for a coalesced fill */
         else
             conn_close(c); /* an error answer the client does not read */
@@ -338,11 +341,21 @@ static struct req *take_head(struct conn *c, size_t head_len, const struct http_
 
 static void start_request(struct conn *c)
 {
-    uv_timer_stop(&c->timer);
+    if (!c->req->body_streaming)
+        uv_timer_stop(&c->timer);
     c->state = CONN_BUSY;
     c->keep_alive = c->req->hr.keep_alive && !c->w->stopping;
-    c->rt = srv_runtime_ref(wrk_runtime(c->w));
     req_dispatch(c->req);
+}
+
+/* A body error while the request runs: an answer can still be given only if
+ * none has started; otherwise closing is the only signal left. */
+static void fail_body(struct conn *c, int status, const char *msg)
+{
+    if (c->req && c->req->head_sent)
+        conn_close(c);
+    else
+        conn_respond_error(c, status, msg);
 }
 
 /* Reads body bytes from c->in; true when the body is complete. */
@@ -355,6 +368,7 @@ static bool read_body(struct conn *c)
         buf_append(&r->body, c->in.data, take);
         buf_consume(&c->in, take);
         r->body_left -= take;
+        r->body_total += take;
         return r->body_left == 0;
     }
     /* Chunked: decode what we have; the decoder keeps its state across reads. */
@@ -363,14 +377,15 @@ static bool read_body(struct conn *c)
     ssize_t used = http_chunked_decode(&r->chunked, c->in.data, c->in.len,
                                        r->body.data + r->body.len, &out_len);
     if (used < 0) {
-        conn_respond_error(c, 400, "Malformed chunked request body");
+        fail_body(c, 400, "Malformed chunked request body");
         return false;
     }
     r->body.len += out_len;
     r->body.data[r->body.len] = '\0';
+    r->body_total += out_len;
     buf_consume(&c->in, (size_t)used);
-    if (r->body.len > lim->max_body_bytes) {
-        conn_respond_error(c, 413, "Request body too large");
+    if (r->body_total > lim->max_body_bytes) {
+        fail_body(c, 413, "Request body too large");
         return false;
     }
     return r->chunked.done;
@@ -399,6 +414,29 @@ static void begin_body(struct conn *c)
         conn_write_copy(c, cont, sizeof(cont) - 1);
         r->sent_continue = true;
     }
+    /* Bodies that nothing here needs whole (no cache key, no signature)
+     * stream to the integration as they arrive. */
+    if (req_body_streamable(r)) {
+        r->body_streaming = true;
+        start_request(c);
+    }
+}
+
+/* Moves body bytes that arrived while a streamed request runs. */
+static void stream_body(struct conn *c)
+{
+    struct req *r = c->req;
+    if (c->in.len == 0)
+        return;
+    bool done = read_body(c);
+    if (c->req != r || c->state == CONN_CLOSING)
+        return; /* failed and answered or closed */
+    conn_arm_timer(c, limits(c)->body_timeout_ms);
+    if (done) {
+        r->body_done = true;
+        uv_timer_stop(&c->timer);
+    }
+    req_body_more(r);
 }
 
 static void process_input(struct conn *c)
@@ -413,6 +451,10 @@ static void process_input_loop(struct conn *c)
     for (;;) {
         if (c->state == CONN_CLOSING)
             return;
+        if (c->state == CONN_BUSY && c->req && c->req->body_streaming && !c->req->body_done) {
+            stream_body(c);
+            return;
+        }
         if (c->state == CONN_BUSY) {
             /* Pipelined bytes wait; stop reading once a head's worth is buffered. */
             if (c->in.len > limits(c)->max_header_bytes)
@@ -450,6 +492,7 @@ static void process_input_loop(struct conn *c)
         }
         c->req = take_head(c, (size_t)rc, parsed);
         free(parsed);
+        c->rt = srv_runtime_ref(wrk_runtime(c->w)); /* held until the request is done */
         begin_body(c);
     }
 }
@@ -458,6 +501,10 @@ void conn_request_done(struct conn *c)
 {
     if (c->state == CONN_CLOSING)
         return;
+    /* Answered before its streamed body ended: the rest of that body is
+     * still on the wire, so the connection cannot carry another request. */
+    if (c->req && c->req->body_streaming && !c->req->body_done)
+        c->keep_alive = false;
     req_free(&c->req);
     srv_runtime_release(&c->rt);
     if (!c->keep_alive) {

@@ -298,7 +298,42 @@ static void on_up_head(void *ud, int status, const struct up_header *h, size_t n
 static int on_up_data(void *ud, const char *data, size_t len);
 static void on_up_done(void *ud, enum up_result result);
 
-static const struct up_callbacks up_cb = {on_up_head, on_up_data, on_up_done};
+static size_t on_up_send(void *ud, char *buf, size_t max, bool *eof);
+
+static const struct up_callbacks up_cb = {
+    .on_head = on_up_head, .on_data = on_up_data, .on_send = on_up_send, .on_done = on_up_done};
+
+/* Streamed request body: hands over what arrived; none yet pauses sending
+ * until req_body_more. */
+static size_t on_up_send(void *ud, char *buf, size_t max, bool *eof)
+{
+    struct req *r = ud;
+    size_t avail = r->body.len - r->body_sent;
+    size_t n = GATE_MIN(avail, max);
+    memcpy(buf, r->body.data + r->body_sent, n);
+    r->body_sent += n;
+    if (r->body_sent == r->body.len) {
+        buf_reset(&r->body); /* all sent: reuse the memory for what comes next */
+        r->body_sent = 0;
+    }
+    *eof = n == 0 && r->body_done;
+    return n;
+}
+
+void req_body_more(struct req *r)
+{
+    if (r->up)
+        up_resume_send(r->up);
+}
+
+bool req_body_streamable(struct req *r)
+{
+    struct route_match m;
+    int rc = route_match(r->c->rt->routes, r->hr.host, r->hr.host_len, r->hr.method,
+                         r->hr.method_len, r->hr.path, r->hr.path_len, &m);
+    return rc == ROUTE_OK && m.method->cfg->integration.type == CFG_INTEGRATION_HTTP_PROXY &&
+           !m.settings->caching_enabled;
+}
 
 /* True for request headers that must not reach the integration. */
 static bool skip_request_header(const struct req *r, const struct http_header *h,
@@ -357,7 +392,11 @@ static void fetch(struct req *r)
         .body = r->hr.body_kind != HTTP_BODY_NONE ? (r->body.data ? r->body.data : "") : NULL,
         .body_len = r->body.len,
         .timeout_ms = r->m.method->cfg->integration.timeout_ms,
+        .body_stream = r->body_streaming,
+        .stream_len = r->hr.body_kind == HTTP_BODY_LENGTH ? (int64_t)r->hr.content_length : -1,
     };
+    if (r->body_streaming)
+        ur.body = NULL;
     r->up = up_start(r->c->w->up, &ur, &up_cb, r);
     if (!r->up) {
         release_fill(r);

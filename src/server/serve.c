@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "admin/admin.h"
 #include "server/server_int.h"
 
 struct main_ctx {
@@ -17,6 +18,7 @@ struct main_ctx {
     uv_async_t joined; /* the joiner thread saw every worker end */
     uv_thread_t joiner;
     bool draining;
+    struct admin *admin; /* owned: admin_stop */
 };
 
 static void close_all(struct main_ctx *m)
@@ -73,6 +75,7 @@ static void on_joined(uv_async_t *a)
 {
     struct main_ctx *m = a->data;
     uv_thread_join(&m->joiner);
+    admin_stop(&m->admin);
     close_all(m);
 }
 
@@ -109,11 +112,20 @@ int srv_serve(struct cfg *cfg)
         log_error("gatecache could not start");
         return 1;
     }
+    struct admin *admin = NULL;
+    if (admin_start(cfg, &admin) != 0) {
+        log_error("gatecache could not start: admin listener");
+        atomic_store(&srv.draining, true); /* stop the workers already running */
+        atomic_store(&srv.force_close, true);
+        wrk_wake_all();
+        wrk_join_all();
+        return 1;
+    }
     for (size_t i = 0; i < cfg->server.n_listen; i++)
         log_info("listening on %s:%d (%u workers)", cfg->server.listen[i].host,
                  cfg->server.listen[i].port, srv.n_workers);
 
-    struct main_ctx m = {0};
+    struct main_ctx m = {.admin = admin};
     uv_loop_init(&m.loop);
     uv_signal_init(&m.loop, &m.sig_term);
     uv_signal_init(&m.loop, &m.sig_int);

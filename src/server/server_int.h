@@ -86,7 +86,11 @@ struct req {
     char *head;             /* owned: copy of the request head bytes */
     size_t head_len;
     struct http_request hr; /* spans point into head */
-    struct buf body;        /* decoded request body */
+    struct buf body;        /* decoded request body (streamed: bytes not yet sent) */
+    size_t body_sent;       /* streamed: bytes of `body` already given to the integration */
+    uint64_t body_total;    /* decoded body bytes received so far (the size limit) */
+    bool body_streaming;    /* dispatched before the body ended; it flows through on_send */
+    bool body_done;
     uint64_t body_left;     /* Content-Length bytes still to read */
     struct http_chunked chunked;
     bool sent_continue;
@@ -150,6 +154,11 @@ void conn_drain(struct wrk *w);
 
 /* request.c */
 void req_dispatch(struct req *r);
+/* True when the body need not be read whole before dispatch (conn.c asks
+ * right after the head): an HTTP_PROXY method that does not cache. */
+bool req_body_streamable(struct req *r);
+/* More streamed body bytes arrived (or the body ended). */
+void req_body_more(struct req *r);
 void req_abort(struct req *r); /* the connection is going away */
 void req_free(struct req **r);
 void req_resume_waiter(struct req *r, bool timed_out);

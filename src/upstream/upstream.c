@@ -86,6 +86,7 @@ struct up_transfer {
     size_t n_spans, cap_spans;
     int status; /* 0 until the status line of the current head */
     bool added, cancelled, paused, resume_pending, head_done, aborted, proto_err, in_done;
+    bool send_paused, send_resume_pending; /* streamed request body waits for bytes */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -575,6 +576,26 @@ static size_t on_curl_write(char *p, size_t size, size_t n, void *arg)
     }
 }
 
+/* Streamed request body: asks the caller for bytes; none ready pauses the
+ * sending side only (the answer may already be arriving). */
+static size_t on_curl_read(char *p, size_t size, size_t n, void *arg)
+{
+    struct up_transfer *t = arg;
+    if (t->cancelled || t->aborted)
+        return CURL_READFUNC_ABORT;
+    bool eof = false;
+    t->c->in_curl_cb++;
+    size_t got = t->cb.on_send(t->ud, p, size * n, &eof);
+    t->c->in_curl_cb--;
+    if (t->cancelled)
+        return CURL_READFUNC_ABORT;
+    if (got == 0 && !eof) {
+        t->send_paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    return got;
+}
+
 /* ================= request setup ================= */
 
 static bool is_hdr(const struct up_header *h, const char *name)
@@ -631,6 +652,10 @@ static bool build_headers(const struct up_request *req, struct curl_slist **out)
     /* Else POSTFIELDS adds application/x-www-form-urlencoded. */
     if (ok && !has_ctype)
         ok = slist_add(out, "Content-Type:");
+    /* A streamed body of unknown length goes chunked (RFC 9112 §7.1); curl
+     * does the coding once the header asks for it. */
+    if (ok && req->body_stream && req->stream_len < 0)
+        ok = slist_add(out, "Transfer-Encoding: chunked");
     return ok;
 }
 
@@ -646,6 +671,14 @@ static CURLcode set_method(CURL *e, const struct up_request *req)
     CURLcode rc = CURLE_OK;
     if (is_method(m, "HEAD"))
         return curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    if (req->body_stream) {
+        /* UPLOAD pulls the body through the read callback; the method string
+         * replaces the PUT that UPLOAD implies. */
+        rc |= curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        rc |= curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->stream_len);
+        rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+        return rc;
+    }
     bool wants_length = is_method(m, "POST") || is_method(m, "PUT") || is_method(m, "PATCH");
     if (req->body || wants_length) {
         /* POSTFIELDS borrows the body; "" gives Content-Length: 0. */
@@ -687,6 +720,10 @@ static CURLcode setup_easy(struct up_transfer *t, const struct up_request *req)
     rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
     rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
+    if (req->body_stream) {
+        rc |= curl_easy_setopt(e, CURLOPT_READFUNCTION, on_curl_read);
+        rc |= curl_easy_setopt(e, CURLOPT_READDATA, t);
+    }
     rc |= set_method(e, req);
     return rc;
 }
@@ -723,12 +760,20 @@ static void arm_defer(struct up_client *c)
 
 static void resume(struct up_transfer *t)
 {
+    bool recv = t->resume_pending && t->paused;
+    bool send = t->send_resume_pending && t->send_paused;
     t->resume_pending = false;
-    if (!t->paused)
+    t->send_resume_pending = false;
+    if (!recv && !send)
         return;
-    t->paused = false;
-    /* May call on_curl_write with the data curl kept while paused. */
-    CURLcode rc = curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    if (recv)
+        t->paused = false;
+    if (send)
+        t->send_paused = false;
+    /* The new pause state of both directions at once: unpausing one must not
+     * unpause the other. May call on_curl_write with the data curl kept. */
+    int mask = (t->paused ? CURLPAUSE_RECV : 0) | (t->send_paused ? CURLPAUSE_SEND : 0);
+    CURLcode rc = curl_easy_pause(t->easy, mask);
     if (rc != CURLE_OK) {
         /* on_data aborted or cancelled while curl flushed what it kept; curl
          * dropped the rest of that data, so the transfer cannot go on. */
@@ -759,7 +804,7 @@ static void on_defer(uv_idle_t *h)
                 /* The caller already has t: report it like any failure. */
                 finish(t, CURLE_FAILED_INIT);
             }
-        } else if (t->resume_pending) {
+        } else if (t->resume_pending || t->send_resume_pending) {
             resume(t);
         }
     }
@@ -850,7 +895,7 @@ struct up_transfer *up_start(struct up_client *c, const struct up_request *req,
 {
     GATE_ASSERT(c && c->magic == UP_CLIENT_MAGIC);
     GATE_ASSERT(cb && cb->on_head && cb->on_data && cb->on_done);
-    if (c->closing || !request_ok(req))
+    if (c->closing || !request_ok(req) || (req->body_stream && !cb->on_send))
         return NULL;
     struct up_transfer *t = xcalloc(1, sizeof(*t));
     t->magic = UP_TRANSFER_MAGIC;
@@ -902,6 +947,15 @@ void up_resume(struct up_transfer *t)
     if (t->cancelled || t->in_done)
         return;
     t->resume_pending = true;
+    arm_defer(t->c);
+}
+
+void up_resume_send(struct up_transfer *t)
+{
+    GATE_ASSERT(t && t->magic == UP_TRANSFER_MAGIC);
+    if (t->cancelled || t->in_done || !t->send_paused)
+        return;
+    t->send_resume_pending = true;
     arm_defer(t->c);
 }
 

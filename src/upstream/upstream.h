@@ -53,6 +53,11 @@ struct up_callbacks {
     /* Body bytes (borrowed, valid during the call). Never called for HEAD.
      * Returns UP_DATA_OK, UP_DATA_PAUSE or UP_DATA_ABORT. */
     int (*on_data)(void *ud, const char *data, size_t len);
+    /* Streamed request bodies only (up_request.body_stream): copy up to `max`
+     * body bytes into buf and return how many. Return 0 with *eof = true at
+     * the end of the body, or 0 with *eof = false when no bytes are ready yet:
+     * sending pauses until up_resume_send(). NULL when bodies are not streamed. */
+    size_t (*on_send)(void *ud, char *buf, size_t max, bool *eof);
     /* Called exactly once when the transfer ends (unless cancelled), after
      * which the transfer is gone. On error, on_head may or may not have been
      * called before. A malformed head (obs-fold, a line without ':', CR/LF/NUL
@@ -72,6 +77,8 @@ struct up_request {
     size_t body_len;
     uint32_t timeout_ms;  /* whole transfer, connect included, paused time too;
                              must be > 0 (connect alone: at most 10 s) */
+    bool body_stream;     /* the body comes through on_send as it arrives */
+    int64_t stream_len;   /* its length when known (Content-Length), else -1: chunked */
 };
 
 /* Process-wide libcurl setup: call once from the main thread before any
@@ -109,6 +116,9 @@ void up_cancel(struct up_transfer **t);
  * it is safe from anywhere, on_data included (even before that on_data returns
  * UP_DATA_PAUSE). A no-op if the transfer is not paused by then. */
 void up_resume(struct up_transfer *t);
+/* More streamed body bytes (or its end) are ready: on_send will be asked
+ * again from the loop. A no-op unless sending is paused. */
+void up_resume_send(struct up_transfer *t);
 
 /* Number of transfers in flight on this client (for drain and tests). */
 size_t up_client_active(const struct up_client *c);

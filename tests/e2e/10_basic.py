@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """10 basic: the CLI (version, check) and serve: a MISS then a HIT, SIGTERM."""
 import os
+import json
 import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -153,6 +155,45 @@ class TestServe(GatewayTest):
         while gw.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(gw.proc.poll(), 0, gw.stderr())
+
+    def test_sigterm_drains_in_flight_request(self):
+        gw = self.gateway(CONFIG.replace("      /time:", "      /slow:\n        GET:\n"
+                                         "          integration: { type: HTTP_PROXY, uri: "
+                                         "\"{origin}/slow?ms=1000\" }\n      /time:"))
+        out = {}
+
+        def call():
+            out["r"] = harness.http_request(gw.port, "GET", "/prod/slow?ms=1000", timeout=15)
+
+        t = threading.Thread(target=call)
+        t.start()
+        time.sleep(0.4)
+        self.assertEqual(self.origin.count("/slow"), 1)  # in flight now
+        gw.signal(signal.SIGTERM)
+        t.join(15)
+        self.assertIn("r", out, "the in-flight request got no answer")
+        self.assertEqual(out["r"].status, 200)
+        self.assertEqual(json.loads(out["r"].body)["slow"], True)
+        self.assertEqual(gw.proc.wait(15), 0, gw.stderr())
+
+    def test_drain_timeout_bounds_shutdown(self):
+        cfg = CONFIG.replace("  workers: 1\n", "  workers: 1\n  limits:\n    drain_timeout_ms: 500\n")
+        cfg = cfg.replace("      /time:", "      /slow:\n        GET:\n          integration: "
+                          "{ type: HTTP_PROXY, uri: \"{origin}/slow\" }\n      /time:")
+        gw = self.gateway(cfg)
+        t = threading.Thread(target=lambda: curl(gw.url("/prod/slow?ms=8000"), timeout=15))
+        t.start()
+        self.addCleanup(t.join, 20)
+        time.sleep(0.4)
+        t0 = time.monotonic()
+        gw.signal(signal.SIGTERM)
+        try:
+            gw.proc.wait(5)
+        except Exception:
+            pass
+        self.assertIsNotNone(gw.proc.poll(), "still running 5 s after SIGTERM with drain_timeout_ms 500")
+        self.assertLess(time.monotonic() - t0, 3.0)
+        gw.stop(expect_rc=None)
 
     def test_signals_right_after_start(self):
         # A supervisor may signal as soon as the port accepts: SIGHUP must

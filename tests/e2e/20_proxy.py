@@ -222,6 +222,21 @@ class TestMockAndErrors(ProxyTest):
         # the next request on a fast path still works
         self.assertEqual(curl(gw.url("/dev/t/fast")).status, 200)
 
+    def test_errors_of_a_caching_method_carry_cache_status(self):
+        # X-Cache-Status is on every answer of a method whose caching is on,
+        # the gateway's own 502/504 included (nothing was served from the cache).
+        gw = self.gw()
+        for path, code in (("/prod/down", 502), ("/prod/t/slow?ms=2000", 504),
+                           ("/prod/p/garbage", 502), ("/prod/p/status/503", 503)):
+            r = curl(gw.url(path))
+            self.assertEqual(r.status, code, r)
+            self.assertIn(r.headers.get("x-cache-status"),
+                          ("MISS", "BYPASS", "EXPIRED"), "%s: %r" % (path, r))
+        # no method matched: no caching method, no header
+        r = curl(gw.url("/prod/nothing"))
+        self.assertEqual(r.status, 403)
+        self.assertNotIn("x-cache-status", r.headers)
+
     def test_garbage_upstream_502(self):
         gw = self.gw()
         r = curl(gw.url("/dev/p/garbage"))

@@ -42,6 +42,14 @@ apis:
       /p/{proxy+}:
         ANY:
           integration: { type: HTTP_PROXY, uri: "{origin}/{proxy}" }
+      /search:
+        POST:
+          integration: { type: HTTP_PROXY, uri: "{origin}/echo/search" }
+          cache_key_parameters: ["method.request.body"]
+      /allq/{proxy+}:
+        GET:
+          integration: { type: HTTP_PROXY, uri: "{origin}/{proxy}" }
+          cache_key_parameters: ["method.request.querystring.*"]
 @RESOURCES@
     stages:
       nocache:
@@ -53,6 +61,9 @@ apis:
           - resource_path: "/*"
             http_method: "*"
             cache_ttl_in_seconds: @TTL@
+          - resource_path: "/search"
+            http_method: POST
+            caching_enabled: true
 @SETTINGS@
 """
 
@@ -113,6 +124,20 @@ class TestWhatIsCached(CacheTest):
         for h in ("content-type", "content-length", "x-n"):
             self.assertEqual(r2.headers.get(h), r1.headers.get(h), h)
         self.assertEqual(self.origin.count("/large/g"), 1)
+
+    def test_hit_is_what_the_origin_sent(self):
+        # Apart from hop-by-hop headers, Age and X-Cache-Status, a hit carries
+        # the integration's headers and body unchanged (order aside).
+        gw = self.gateway(config())
+        miss = self.get(gw, "/prod/p/large/same?bytes=777")
+        hit = self.get(gw, "/prod/p/large/same?bytes=777")
+        self.assertMiss(miss)
+        self.assertHit(hit, miss.body)
+        drop = {"age", "x-cache-status", "connection", "keep-alive", "transfer-encoding"}
+        hs = lambda r: sorted((k.lower(), v) for k, v in r.raw_headers if k.lower() not in drop)  # noqa
+        self.assertEqual(hs(hit), hs(miss))
+        self.assertEqual(dict(hs(miss)).get("server"), "e2e-origin")
+        self.assertEqual(dict(hs(miss)).get("x-n"), "1")
 
     def test_post_not_cached_by_default(self):
         gw = self.gateway(config())
@@ -265,6 +290,27 @@ class TestCacheKey(CacheTest):
         self.assertHit(self.get(gw, "/prod/p/q?a=2"), a.body)
         self.assertEqual(self.origin.count("/q"), 1)
 
+    def test_body_keyed_post(self):
+        gw = self.gateway(config())
+        a = self.get(gw, "/prod/search", "-X", "POST", "--data-binary", '{"q":"a"}')
+        self.assertMiss(a)
+        self.assertEqual(a.json()["body"], '{"q":"a"}')
+        self.assertHit(self.get(gw, "/prod/search", "-X", "POST", "--data-binary", '{"q":"a"}'),
+                       a.body)
+        b = self.get(gw, "/prod/search", "-X", "POST", "--data-binary", '{"q":"b"}')
+        self.assertMiss(b)
+        self.assertEqual(b.json()["body"], '{"q":"b"}')
+        self.assertEqual(self.origin.count("/echo/search", "POST"), 2)
+
+    def test_all_querystrings_keyed(self):
+        gw = self.gateway(config())
+        a = self.get(gw, "/prod/allq/aq?x=1&y=2")
+        self.assertMiss(a)
+        self.assertHit(self.get(gw, "/prod/allq/aq?x=1&y=2"), a.body)
+        self.assertMiss(self.get(gw, "/prod/allq/aq?x=1&y=3"))
+        self.assertMiss(self.get(gw, "/prod/allq/aq?x=1"))
+        self.assertEqual(self.origin.count("/aq"), 3)
+
     def test_method_is_keyed(self):
         gw = self.gateway(config(settings=setting("/p/{proxy+}", "*", caching_enabled=True)))
         g = self.get(gw, "/prod/p/mk")
@@ -348,6 +394,10 @@ class TestOriginCacheControl(CacheTest):
             self.assertNotEqual(r.headers.get("x-cache-status"), "HIT", (h, r))
             self.assertEqual(n, 2, "Cache-Control: %s was stored" % h)
             self.assertEqual(r.headers.get("cache-control"), h)
+        # already expired
+        r, n = self.twice(gw, "/prod/h/cc/past?expires=-60", "/cc/past")
+        self.assertNotEqual(r.headers.get("x-cache-status"), "HIT", r)
+        self.assertEqual(n, 2, "an answer with Expires in the past was stored")
         # no freshness information and default_ttl 0: not stored
         r, n = self.twice(gw, "/prod/h/cc/none", "/cc/none")
         self.assertNotEqual(r.headers.get("x-cache-status"), "HIT", r)
@@ -359,7 +409,8 @@ class TestOriginCacheControl(CacheTest):
             # (stage path, fresh after 1.6 s?)
             ("/prod/h/cc/a?h=max-age%3D1", False),
             ("/prod/h/cc/b?h=max-age%3D1%2C%20s-maxage%3D60", True),   # s-maxage wins
-            ("/prod/h/cc/c?expires=1", False),
+            ("/prod/h/cc/c?expires=300", True),                        # Expires is freshness
+            ("/prod/h/cc/c2?h=max-age%3D1&expires=300", False),        # max-age beats Expires
             ("/prod/h/cc/d?h=max-age%3D300", True),
             ("/prod/hmin/cc/e?h=max-age%3D1", True),     # raised to min_ttl 60
             ("/prod/hmax/cc/f?h=max-age%3D300", False),  # lowered to max_ttl 1

@@ -435,7 +435,7 @@ static void cb_done(void *ud, enum up_result res)
         assert_non_null(start_get(x->start_in_done, "/ok"));
 }
 
-static const struct up_callbacks g_cb = {cb_head, cb_data, cb_done};
+static const struct up_callbacks g_cb = {.on_head = cb_head, .on_data = cb_data, .on_done = cb_done};
 
 static void url_of(char *url, size_t n, const char *path)
 {
@@ -448,7 +448,8 @@ static struct up_transfer *start_req(struct xfer *x, const char *method, const c
 {
     char url[256];
     url_of(url, sizeof(url), path);
-    struct up_request req = {method, url, h, nh, body, body_len, timeout_ms};
+    struct up_request req = {.method = method, .url = url, .headers = h, .n_headers = nh,
+                             .body = body, .body_len = body_len, .timeout_ms = timeout_ms};
     if (x->pause_mode == 1 && !x->timer_used) {
         uv_timer_init(&x->f->loop, &x->resume_timer);
         x->resume_timer.data = x;
@@ -685,7 +686,7 @@ static void test_connection_refused(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
     struct xfer x;
     xfer_init(&x, f);
-    struct up_request req = {"GET", url, NULL, 0, NULL, 0, 5000};
+    struct up_request req = {.method = "GET", .url = url, .timeout_ms = 5000};
     x.t = up_start(f->c, &req, &g_cb, &x);
     run_one(f, &x);
     assert_int_equal(x.res, UP_ERR_CONNECT);
@@ -703,13 +704,14 @@ static void test_start_refuses_bad_requests(void **state)
     const struct up_header crlf = {"X-A", 3, "a\r\nX-B: b", 9};
     const struct up_header badname = {"X A", 3, "a", 1};
     const struct up_request bad[] = {
-        {"GET", "ftp://127.0.0.1/", NULL, 0, NULL, 0, 1000},
-        {"GET", "/relative", NULL, 0, NULL, 0, 1000},
-        {"G T", url, NULL, 0, NULL, 0, 1000},
-        {"", url, NULL, 0, NULL, 0, 1000},
-        {"GET", url, &crlf, 1, NULL, 0, 1000},
-        {"GET", url, &badname, 1, NULL, 0, 1000},
-        {"GET", url, NULL, 0, NULL, 0, 0},
+        {"GET", "ftp://127.0.0.1/", NULL, 0, NULL, 0, 1000, false, 0},
+        {"GET", "/relative", NULL, 0, NULL, 0, 1000, false, 0},
+        {"G T", url, NULL, 0, NULL, 0, 1000, false, 0},
+        {"", url, NULL, 0, NULL, 0, 1000, false, 0},
+        {"GET", url, &crlf, 1, NULL, 0, 1000, false, 0},
+        {"GET", url, &badname, 1, NULL, 0, 1000, false, 0},
+        {"POST", url, NULL, 0, NULL, 0, 1000, true, 5}, /* streamed, but g_cb has no on_send */
+        {"GET", url, NULL, 0, NULL, 0, 0, false, 0},
     };
     for (size_t i = 0; i < GATE_ARRAY_LEN(bad); i++)
         assert_null(up_start(f->c, &bad[i], &g_cb, &x));
@@ -805,6 +807,80 @@ static void test_methods_and_empty_bodies(void **state)
 }
 
 /* ================= tests: reuse, streaming, concurrency ================= */
+
+/* A streamed request body: bytes arrive in three pieces while the transfer
+ * runs (on_send pauses the sending side when none are ready). */
+struct stream_src {
+    const char *parts[3];
+    size_t next_part;   /* parts released so far */
+    size_t part_off;    /* bytes of parts[sent_part] already sent */
+    size_t sent_part;
+    uv_timer_t timer;
+    struct xfer *x;
+    int sends, empty_sends;
+};
+
+static struct stream_src g_src;
+
+static size_t cb_send(void *ud, char *buf, size_t max, bool *eof)
+{
+    struct stream_src *s = &g_src;
+    s->sends++;
+    while (s->sent_part < s->next_part) {
+        const char *p = s->parts[s->sent_part];
+        size_t left = strlen(p) - s->part_off;
+        if (left == 0) {
+            s->sent_part++;
+            s->part_off = 0;
+            continue;
+        }
+        size_t k = GATE_MIN(left, max);
+        memcpy(buf, p + s->part_off, k);
+        s->part_off += k;
+        return k;
+    }
+    *eof = s->next_part == 3;
+    if (!*eof)
+        s->empty_sends++;
+    return 0;
+}
+
+static void on_release_part(uv_timer_t *t)
+{
+    struct stream_src *s = &g_src;
+    s->next_part++;
+    up_resume_send(s->x->t);
+    if (s->next_part < 3)
+        uv_timer_start(&s->timer, on_release_part, 20, 0);
+}
+
+static void test_streamed_request_body(void **state)
+{
+    struct fx *f = *state;
+    struct xfer x;
+    xfer_init(&x, f);
+    memset(&g_src, 0, sizeof(g_src));
+    g_src.parts[0] = "first-";
+    g_src.parts[1] = "second-";
+    g_src.parts[2] = "third";
+    g_src.x = &x;
+    uv_timer_init(&f->loop, &g_src.timer);
+    static const struct up_callbacks scb = {
+        .on_head = cb_head, .on_data = cb_data, .on_send = cb_send, .on_done = cb_done};
+    char url[256];
+    url_of(url, sizeof(url), "/echo");
+    struct up_request req = {.method = "POST", .url = url, .timeout_ms = 5000,
+                             .body_stream = true, .stream_len = 18};
+    x.t = up_start(f->c, &req, &scb, &x);
+    assert_non_null(x.t);
+    uv_timer_start(&g_src.timer, on_release_part, 20, 0);
+    run_one(f, &x);
+    const char *want[] = {host_line(), "Content-Length: 18", NULL};
+    expect_echo(&x, "POST /echo HTTP/1.1", want, "first-second-third", 18);
+    assert_true(g_src.empty_sends >= 1); /* it did wait for bytes */
+    uv_close((uv_handle_t *)&g_src.timer, NULL);
+    xfer_free(&x);
+}
 
 static void test_keepalive_reuses_one_connection(void **state)
 {
@@ -1043,6 +1119,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_post_body_without_content_type, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_post_keeps_caller_framing_out, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_methods_and_empty_bodies, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_streamed_request_body, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_reuses_one_connection, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume_from_timer, fx_setup, fx_teardown),

@@ -56,7 +56,7 @@ struct admin__stage_counts {
 struct admin__ctx {
     char *token; /* owned secret or NULL (no auth); never logged or echoed */
     size_t token_len;
-    uint64_t seq; /* invalidation id fallback when random bytes fail */
+    uint64_t seq;                       /* invalidation id fallback when random bytes fail */
     struct admin__stage_counts *counts; /* owned array */
     size_t n_counts;
 };
@@ -110,7 +110,7 @@ struct admin__inval {
     json_t *doc;        /* ref: the parsed body; released by admin__inval_free */
     const char **paths; /* owned array; strings borrowed from doc */
     size_t n_paths;
-    const char **tags;  /* owned array; strings borrowed from doc */
+    const char **tags; /* owned array; strings borrowed from doc */
     size_t n_tags;
 };
 
@@ -134,7 +134,7 @@ void admin__metrics(const struct admin__ctx *ctx, const struct srv_runtime *rt, 
 struct admin__stage_counts *admin__counts_of(struct admin__ctx *ctx, const char *api,
                                              const char *stage);
 /* The same without creating; NULL when the stage never had one. */
-const struct admin__stage_counts *admin__counts_find(const struct admin__ctx *ctx,
-                                                     const char *api, const char *stage);
+const struct admin__stage_counts *admin__counts_find(const struct admin__ctx *ctx, const char *api,
+                                                     const char *stage);
 
 #endif

@@ -176,20 +176,18 @@ static void do_status(const struct stage_ref *st, struct admin_response *rs)
     cache_store_get_stats(st->sc->store, &cs);
     srv_stage_cache_totals(st->sc, &hits, &misses, &inv);
     bool on = st->stage->cache_cluster_enabled;
-    json_t *doc = json_pack("{s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                            "api", st->api->id, "stage", st->stage->name,
-                            "cacheClusterEnabled", on, "cacheClusterSize",
-                            st->stage->cache_cluster_size ? st->stage->cache_cluster_size : "0.5",
-                            "status", on ? "AVAILABLE" : "NOT_AVAILABLE",
-                            "entries", (json_int_t)cs.entries, "bytes", (json_int_t)cs.bytes,
-                            "capacityBytes", (json_int_t)cs.capacity, "hits", (json_int_t)hits,
-                            "misses", (json_int_t)misses, "evictions", (json_int_t)cs.evictions,
-                            "generation", (json_int_t)cs.generation);
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "api", st->api->id, "stage",
+        st->stage->name, "cacheClusterEnabled", on, "cacheClusterSize",
+        st->stage->cache_cluster_size ? st->stage->cache_cluster_size : "0.5", "status",
+        on ? "AVAILABLE" : "NOT_AVAILABLE", "entries", (json_int_t)cs.entries, "bytes",
+        (json_int_t)cs.bytes, "capacityBytes", (json_int_t)cs.capacity, "hits", (json_int_t)hits,
+        "misses", (json_int_t)misses, "evictions", (json_int_t)cs.evictions, "generation",
+        (json_int_t)cs.generation);
     admin__json(rs, 200, doc);
 }
 
-static void do_flush(struct admin__ctx *ctx, const struct stage_ref *st,
-                     struct admin_response *rs)
+static void do_flush(struct admin__ctx *ctx, const struct stage_ref *st, struct admin_response *rs)
 {
     /* O(1): a generation bump; the bytes come back through eviction. */
     uint64_t gen = cache_store_flush(st->sc->store);
@@ -325,8 +323,7 @@ static void route_stage(struct admin__ctx *ctx, const struct admin_request *rq,
     srv_runtime_release(&st.rt);
 }
 
-static void route(struct admin__ctx *ctx, const struct admin_request *rq,
-                  struct admin_response *rs)
+static void route(struct admin__ctx *ctx, const struct admin_request *rq, struct admin_response *rs)
 {
     struct seg segs[6];
     size_t n = split_path(rq->path, rq->path_len, segs, 6);

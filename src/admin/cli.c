@@ -22,9 +22,8 @@
 
 /* Verbs, once (STYLE §8): name, what it needs, usage line. */
 #define ADMIN_VERBS(X)                                                                             \
-    X(FLUSH, "flush", true, "flush --api A --stage S            delete every entry of a stage")   \
-    X(INVALIDATE, "invalidate", true,                                                              \
-      "invalidate --api A --stage S [--path P]... [--tag T]...")                                  \
+    X(FLUSH, "flush", true, "flush --api A --stage S            delete every entry of a stage")    \
+    X(INVALIDATE, "invalidate", true, "invalidate --api A --stage S [--path P]... [--tag T]...")   \
     X(STATUS, "status", true, "status --api A --stage S           a stage cache's status")         \
     X(STATS, "stats", false, "stats                              Prometheus metrics")
 
@@ -55,7 +54,7 @@ struct cli_opts {
     const char *stage;
     const char **paths; /* owned array; strings borrowed from argv */
     size_t n_paths;
-    const char **tags;  /* owned array; strings borrowed from argv */
+    const char **tags; /* owned array; strings borrowed from argv */
     size_t n_tags;
 };
 

@@ -50,8 +50,7 @@ static const char *check_tag(const char *t, size_t len)
 }
 
 /* Collects the strings of one array member into *out (owned array). */
-static const char *take_strings(json_t *arr, size_t max, const char ***out, size_t *n,
-                                bool is_path)
+static const char *take_strings(json_t *arr, size_t max, const char ***out, size_t *n, bool is_path)
 {
     if (!json_is_array(arr))
         return is_path ? "paths must be an array of strings" : "tags must be an array of strings";

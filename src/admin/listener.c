@@ -27,7 +27,7 @@
 #define READ_CHUNK 65536
 #define WRITE_HIGH (1024u * 1024u)
 #define MAX_CONNS 256
-#define IDLE_MS 60000   /* keep-alive idle */
+#define IDLE_MS 60000    /* keep-alive idle */
 #define REQUEST_MS 30000 /* a whole request must arrive within this */
 #define TOKEN_MAX 4096
 
@@ -53,14 +53,14 @@ struct aconn {
     int closing_handles;
     bool reading;
     bool close_after_write;
-    bool lingering;    /* FIN sent after an answer; discarding input until EOF */
+    bool lingering; /* FIN sent after an answer; discarding input until EOF */
     uv_shutdown_t shutdown;
     size_t writes_pending;
-    struct buf in;     /* received, not yet consumed */
-    struct buf body;   /* the current request's decoded body */
-    size_t head_len;   /* of the current request, once parsed (AC_BODY) */
+    struct buf in;   /* received, not yet consumed */
+    struct buf body; /* the current request's decoded body */
+    size_t head_len; /* of the current request, once parsed (AC_BODY) */
     struct http_chunked chunked;
-    size_t chunk_pos;  /* chunked bytes after the head already decoded into body */
+    size_t chunk_pos;        /* chunked bytes after the head already decoded into body */
     struct http_request req; /* spans into `in`; stale once `in` grows (see answer) */
 };
 
@@ -306,8 +306,8 @@ static void answer(struct aconn *c)
     int r = http_parse_request(c->in.data, c->head_len, &limits, &c->req, &status, &reason);
     GATE_ASSERT(r == (int)c->head_len);
     const struct http_request *hr = &c->req;
-    const struct http_header *auth = http_find_header(hr->headers, hr->num_headers,
-                                                      "Authorization");
+    const struct http_header *auth =
+        http_find_header(hr->headers, hr->num_headers, "Authorization");
     struct admin_request rq = {
         .method = hr->method,
         .method_len = hr->method_len,
@@ -512,8 +512,7 @@ int admin_start(const struct cfg *cfg, struct admin **out)
     uv_tcp_init(&a->loop, &a->listener);
     uv_async_init(&a->loop, &a->stop, on_stop);
     a->listener.data = a->stop.data = a;
-    if (bind_listener(a, &s->admin_listen) != 0 ||
-        uv_thread_create(&a->thread, run_loop, a) != 0) {
+    if (bind_listener(a, &s->admin_listen) != 0 || uv_thread_create(&a->thread, run_loop, a) != 0) {
         abort_start(a);
         return -1;
     }

@@ -133,8 +133,8 @@ void admin__metrics(const struct admin__ctx *ctx, const struct srv_runtime *rt, 
 
 /* ================= per-reason counts ================= */
 
-const struct admin__stage_counts *admin__counts_find(const struct admin__ctx *ctx,
-                                                     const char *api, const char *stage)
+const struct admin__stage_counts *admin__counts_find(const struct admin__ctx *ctx, const char *api,
+                                                     const char *stage)
 {
     for (size_t i = 0; i < ctx->n_counts; i++) {
         const struct admin__stage_counts *c = &ctx->counts[i];

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "crypto/aead.h"
 #include "server/server_int.h"
 
@@ -677,18 +678,68 @@ static bool wants_refresh(struct req *r)
 }
 
 /* Authorization or Cookie make an answer personal: never shared through
- * the cache unless the header is part of the key or the method says so. */
+ * the cache unless the header is part of the key or the method says so. A
+ * SigV4 signature that came with Cache-Control: max-age=0 is there to ask
+ * for the invalidation, not to identify a user to the integration, so it
+ * does not count (product contract, section 5). */
 static bool has_credentials(struct req *r)
 {
     const struct route_method *rm = r->m.method;
     if (r->m.settings->cache_authorized_requests)
         return false;
     size_t len;
-    if (!rm->keys_authorization && find_header(r, "authorization", &len))
+    if (!rm->keys_authorization && find_header(r, "authorization", &len) && !r->invalidation_sig)
         return true;
     if (!rm->keys_cookie && find_header(r, "cookie", &len))
         return true;
     return false;
+}
+
+/* May this request replace its cache entry? A valid SigV4 signature of a
+ * configured identity whose policy allows execute-api:InvalidateCache on
+ * arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH. */
+static bool invalidation_authorized(struct req *r)
+{
+    struct auth_request ar = {
+        .method = r->hr.method,
+        .method_len = r->hr.method_len,
+        .path = r->hr.path,
+        .path_len = r->hr.path_len,
+        .query = r->hr.query,
+        .query_len = r->hr.query_len,
+        .headers = r->hr.headers,
+        .n_headers = r->hr.num_headers,
+        .body = r->body.data,
+        .body_len = r->body.len,
+    };
+    if (!auth_sigv4_present(&ar))
+        return false;
+    r->invalidation_sig = true;
+    const struct cfg *cfg = r->c->rt->cfg;
+    const struct cfg_identity *who = NULL;
+    char why[160] = "";
+    enum auth_result res = auth_sigv4_verify(cfg, &ar, "execute-api", cfg->server.region,
+                                             util_wall_ms() / 1000, &who, why, sizeof(why));
+    if (res != AUTH_OK) {
+        log_info("cache invalidation refused: %s (%s)", auth_result_name(res), why);
+        return false;
+    }
+    char method[16];
+    snprintf(method, sizeof(method), "%.*s", (int)r->hr.method_len, r->hr.method);
+    struct buf path, arn;
+    buf_init(&path);
+    buf_init(&arn);
+    buf_append(&path, r->m.path, r->m.path_len);
+    auth_execute_api_arn(&arn, cfg->server.region, cfg->server.account_id, r->m.api->cfg->id,
+                         r->m.stage->name, method, path.data);
+    bool allowed =
+        auth_policy_evaluate(who->policy, "execute-api:InvalidateCache", arn.data) == AUTH_ALLOW;
+    if (!allowed)
+        log_info("cache invalidation refused: %s may not execute-api:InvalidateCache on %s",
+                 who->name, arn.data);
+    buf_free(&path);
+    buf_free(&arn);
+    return allowed;
 }
 
 static void lookup_or_fill(struct req *r);
@@ -754,8 +805,7 @@ static void serve_cached_method(struct req *r)
 {
     const struct route_settings *st = r->m.settings;
     if (wants_refresh(r)) {
-        /* Issue #3 adds SigV4 + IAM; until then only an open method allows it. */
-        if (!st->require_authorization_for_cache_control) {
+        if (!st->require_authorization_for_cache_control || invalidation_authorized(r)) {
             if (has_credentials(r)) {
                 r->mode = REQ_BYPASS;
                 fetch(r);

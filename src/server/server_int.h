@@ -103,6 +103,7 @@ struct req {
     bool waited;            /* already waited once for a fill: do not wait again */
     bool filler;            /* holds the fill claim of key/hash */
     bool warn_unauthorized; /* add the Warning header */
+    bool invalidation_sig;  /* Authorization is a SigV4 signature asking for max-age=0 */
     struct buf key;
     uint64_t hash;
     struct cache_entry *stale; /* ref: expired entry kept for stale-if-error */

@@ -6,6 +6,10 @@ prove hits and misses by counts, not timing.
 Start: origin.py [--port N]   (N = 0 picks a free loopback port)
 It prints "PORT <n>" on its first stdout line once it accepts connections.
 
+A request whose body is cut short (EOF before Content-Length bytes or before the
+last chunk) did not reach the origin as a request: it is not counted, only
+tallied as "incomplete" in /__count.
+
 Control endpoints (not counted):
   GET  /__count?path=P[&method=M]  {"count": n}; P with "?" matches path+query
                                    exactly, P without "?" matches the path with
@@ -47,6 +51,7 @@ LOCK = threading.Lock()
 COUNTS = {}          # (method, path+query) -> n
 REQUESTS = []        # last 50
 MODE = {"fail": 0, "flaky": None}
+INCOMPLETE = [0]     # requests whose body was cut short (not counted)
 MAX_BODY_KEPT = 65536
 
 
@@ -66,26 +71,37 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---------- request body ----------
     def read_body(self):
+        """The request body, or None when it was cut short (EOF before the
+        announced length or the last chunk): such a request is not counted."""
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
             out = b""
-            for _ in range(100000):
+            for _ in range(1000000):
                 line = self.rfile.readline(65537)
-                if not line:
-                    break
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if not line.endswith(b"\n"):
+                    return None
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    return None
                 if size == 0:
-                    # trailers until an empty line
-                    for _ in range(1000):
+                    for _ in range(1000):  # trailers until an empty line
                         t = self.rfile.readline(65537)
-                        if t in (b"\r\n", b"\n", b""):
-                            break
-                    break
-                out += self.rfile.read(size)
-                self.rfile.readline(3)
-            return out
+                        if t in (b"\r\n", b"\n"):
+                            return out
+                        if not t:
+                            return None
+                    return None
+                data = self.rfile.read(size)
+                if len(data) < size or not self.rfile.readline(3).endswith(b"\n"):
+                    return None
+                out += data
+            return None
         n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
+        if n <= 0:
+            return b""
+        data = self.rfile.read(n)
+        return data if len(data) == n else None
 
     # ---------- answers ----------
     def send(self, status, body, ctype="application/json", headers=()):
@@ -105,6 +121,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_one(self):
         body = self.read_body()
+        if body is None:
+            self.close_connection = True
+            with LOCK:
+                INCOMPLETE[0] += 1
+            return
         url = urllib.parse.urlsplit(self.path)
         path, query = url.path, url.query
         q = urllib.parse.parse_qs(query, keep_blank_values=True)
@@ -226,7 +247,7 @@ class Handler(BaseHTTPRequestHandler):
                         elif full.split("?", 1)[0] != p:
                             continue
                     total += c
-            return self.send_json(200, {"count": total})
+            return self.send_json(200, {"count": total, "incomplete": INCOMPLETE[0]})
         if path == "/__requests":
             with LOCK:
                 reqs = list(REQUESTS)
@@ -236,6 +257,7 @@ class Handler(BaseHTTPRequestHandler):
                 COUNTS.clear()
                 del REQUESTS[:]
                 MODE.update({"fail": 0, "flaky": None})
+                INCOMPLETE[0] = 0
             return self.send_json(200, {"ok": True})
         if path == "/__mode":
             doc = json.loads(body or b"{}")

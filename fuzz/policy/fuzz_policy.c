@@ -37,8 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
             abort();
     /* "Allow" may also arrive spelled with \u escapes. */
-    bool has_allow =
-        memmem(data, size, "Allow", 5) != NULL || memmem(data, size, "\\u", 2) != NULL;
+    bool has_allow = memmem(data, size, "Allow", 5) != NULL || memmem(data, size, "\\u", 2) != NULL;
     for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
         enum auth_decision d = auth_policy_evaluate(p, pairs[i][0], pairs[i][1]);
         if (d != AUTH_ALLOW && d != AUTH_DENY_EXPLICIT && d != AUTH_DENY_IMPLICIT)

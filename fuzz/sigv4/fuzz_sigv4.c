@@ -31,8 +31,8 @@ static void check_why(const char *why)
 
 static void run(const struct auth_request *req, const char *service, const char *region)
 {
-    static struct cfg_identity id = {.name = "f", .access_key_id = "AKIDEXAMPLE",
-                                     .secret_access_key = SECRET};
+    static struct cfg_identity id = {
+        .name = "f", .access_key_id = "AKIDEXAMPLE", .secret_access_key = SECRET};
     static struct cfg c = {.identities = &id, .n_identities = 1};
     const struct cfg_identity *who = NULL;
     char why[96];
@@ -48,8 +48,7 @@ static void run(const struct auth_request *req, const char *service, const char 
 }
 
 /* Splits the head into request line and headers; false if there is no request line. */
-static bool parse_head(const char *s, size_t n, struct auth_request *req,
-                       struct http_header *h)
+static bool parse_head(const char *s, size_t n, struct auth_request *req, struct http_header *h)
 {
     const char *end = s + n;
     const char *nl = memchr(s, '\n', n);

@@ -22,15 +22,15 @@
 struct auth_request {
     const char *method; /* borrowed */
     size_t method_len;
-    const char *path;   /* raw request path as sent (percent-encoded), no query */
+    const char *path; /* raw request path as sent (percent-encoded), no query */
     size_t path_len;
-    const char *query;  /* raw query without '?', NULL when absent */
+    const char *query; /* raw query without '?', NULL when absent */
     size_t query_len;
     const struct http_header *headers; /* borrowed */
     size_t n_headers;
-    const char *body;   /* borrowed; the whole body after de-chunking (NULL = empty). It is
-                           hashed when x-amz-content-sha256 is absent, and checked against
-                           that header when it is present (unless UNSIGNED-PAYLOAD) */
+    const char *body; /* borrowed; the whole body after de-chunking (NULL = empty). It is
+                         hashed when x-amz-content-sha256 is absent, and checked against
+                         that header when it is present (unless UNSIGNED-PAYLOAD) */
     size_t body_len;
 };
 
@@ -42,13 +42,13 @@ struct auth_request {
 
 enum auth_result {
     AUTH_OK = 0,
-    AUTH_NOT_SIGNED = -1,      /* no Authorization: AWS4-HMAC-SHA256 and no X-Amz-Signature */
-    AUTH_MALFORMED = -2,       /* unparsable Authorization / presigned parameters */
-    AUTH_UNKNOWN_KEY = -3,     /* access key id of no configured identity */
-    AUTH_BAD_SCOPE = -4,       /* region, service, terminator or date of the scope wrong */
-    AUTH_EXPIRED = -5,         /* X-Amz-Date more than 15 minutes away, or presign expired */
-    AUTH_BAD_SIGNATURE = -6,   /* signature does not match */
-    AUTH_MISSING_HOST = -7,    /* SignedHeaders does not include host */
+    AUTH_NOT_SIGNED = -1,    /* no Authorization: AWS4-HMAC-SHA256 and no X-Amz-Signature */
+    AUTH_MALFORMED = -2,     /* unparsable Authorization / presigned parameters */
+    AUTH_UNKNOWN_KEY = -3,   /* access key id of no configured identity */
+    AUTH_BAD_SCOPE = -4,     /* region, service, terminator or date of the scope wrong */
+    AUTH_EXPIRED = -5,       /* X-Amz-Date more than 15 minutes away, or presign expired */
+    AUTH_BAD_SIGNATURE = -6, /* signature does not match */
+    AUTH_MISSING_HOST = -7,  /* SignedHeaders does not include host */
 };
 
 /*
@@ -85,11 +85,10 @@ struct buf;
  * "arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH" where PATH is
  * `path` without its leading '/' (so "/" gives ".../GET/", "/pets/1" gives
  * ".../GET/pets/1"), as the API Gateway developer guide writes resource ARNs.
- * The path is copied as given (the caller chooses raw or decoded).
+ * The path is copied as given (the caller chooses raw or decoded); NULL = "".
  */
-void auth_execute_api_arn(struct buf *out, const char *region, const char *account,
-                          const char *api, const char *stage, const char *method,
-                          const char *path);
+void auth_execute_api_arn(struct buf *out, const char *region, const char *account, const char *api,
+                          const char *stage, const char *method, const char *path);
 
 enum auth_decision { AUTH_DENY_IMPLICIT = 0, AUTH_ALLOW = 1, AUTH_DENY_EXPLICIT = 2 };
 

@@ -18,8 +18,8 @@
 static bool is_unreserved(unsigned char c)
 {
     /* RFC 3986 §2.3 unreserved characters: SigV4 leaves exactly these as is. */
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 static int hex_value(unsigned char c)

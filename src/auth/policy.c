@@ -63,7 +63,8 @@ static enum match match_values(const json_t *v, const char *s, bool ci)
     enum match m = MATCH_NO;
     size_t i;
     const json_t *e;
-    json_array_foreach (v, i, e) {
+    json_array_foreach(v, i, e)
+    {
         if (!json_is_string(e))
             return MATCH_UNKNOWN;
         if (auth_wildcard_match(json_string_value(e), s, ci))
@@ -128,7 +129,8 @@ enum auth_decision auth_policy_evaluate(const json_t *policy, const char *action
 
 /* ================= validation ================= */
 
-static int fail(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t err_len, const char *fmt, ...)
 {
@@ -167,8 +169,7 @@ static bool valid_resource(const char *s)
 
 /* A string or a non-empty list of strings, each passing `ok`. */
 static int validate_values(const json_t *v, const char *loc, const char *key,
-                           bool (*ok)(const char *), const char *what, char *err,
-                           size_t err_len)
+                           bool (*ok)(const char *), const char *what, char *err, size_t err_len)
 {
     if (json_is_string(v)) {
         if (!ok(json_string_value(v)))
@@ -180,7 +181,8 @@ static int validate_values(const json_t *v, const char *loc, const char *key,
                     key);
     size_t i;
     const json_t *e;
-    json_array_foreach (v, i, e) {
+    json_array_foreach(v, i, e)
+    {
         if (!json_is_string(e))
             return fail(err, err_len, "%s.%s[%zu] must be a string", loc, key, i);
         if (!ok(json_string_value(e)))
@@ -190,8 +192,8 @@ static int validate_values(const json_t *v, const char *loc, const char *key,
 }
 
 static int validate_pair(const json_t *st, const char *loc, const char *pos_key,
-                         const char *neg_key, bool (*ok)(const char *), const char *what,
-                         char *err, size_t err_len)
+                         const char *neg_key, bool (*ok)(const char *), const char *what, char *err,
+                         size_t err_len)
 {
     const json_t *pos = json_object_get(st, pos_key);
     const json_t *neg = json_object_get(st, neg_key);
@@ -217,12 +219,13 @@ static int validate_sid(const json_t *sid, const char *loc, char *err, size_t er
 static int validate_statement(const json_t *st, const char *loc, char *err, size_t err_len)
 {
     static const char *const known[] = {"Sid",      "Effect",      "Action",   "NotAction",
-                                         "Resource", "NotResource", "Condition"};
+                                        "Resource", "NotResource", "Condition"};
     if (!json_is_object(st))
         return fail(err, err_len, "%s must be an object", loc);
     const char *key;
     const json_t *v;
-    json_object_foreach ((json_t *)st, key, v) {
+    json_object_foreach((json_t *)st, key, v)
+    {
         bool ok = false;
         for (size_t i = 0; i < GATE_ARRAY_LEN(known); i++)
             ok = ok || strcmp(key, known[i]) == 0;
@@ -242,8 +245,8 @@ static int validate_statement(const json_t *st, const char *loc, char *err, size
     if (validate_pair(st, loc, "Action", "NotAction", valid_action, "\"*\" or \"service:action\"",
                       err, err_len) != 0)
         return -1;
-    if (validate_pair(st, loc, "Resource", "NotResource", valid_resource, "\"*\" or an ARN",
-                      err, err_len) != 0)
+    if (validate_pair(st, loc, "Resource", "NotResource", valid_resource, "\"*\" or an ARN", err,
+                      err_len) != 0)
         return -1;
     const json_t *cond = json_object_get(st, "Condition");
     if (cond && !json_is_object(cond))
@@ -260,8 +263,7 @@ static int check_unique_sids(const json_t *stmts, char *err, size_t err_len)
         for (size_t j = 0; a && j < i; j++) {
             const char *b = json_string_value(json_object_get(json_array_get(stmts, j), "Sid"));
             if (b && strcmp(a, b) == 0)
-                return fail(err, err_len, "Statement[%zu].Sid duplicates Statement[%zu].Sid", i,
-                            j);
+                return fail(err, err_len, "Statement[%zu].Sid duplicates Statement[%zu].Sid", i, j);
         }
     }
     return 0;
@@ -273,7 +275,8 @@ int auth_policy_validate(const json_t *policy, char *err, size_t err_len)
         return fail(err, err_len, "policy must be an object");
     const char *key;
     const json_t *v;
-    json_object_foreach ((json_t *)policy, key, v) {
+    json_object_foreach((json_t *)policy, key, v)
+    {
         if (strcmp(key, "Version") != 0 && strcmp(key, "Id") != 0 && strcmp(key, "Statement") != 0)
             return fail(err, err_len, "unknown key '%.40s' (Version, Id, Statement)", key);
     }
@@ -293,7 +296,8 @@ int auth_policy_validate(const json_t *policy, char *err, size_t err_len)
         return fail(err, err_len, "Statement must be an object or a list of objects");
     size_t i;
     const json_t *st;
-    json_array_foreach (stmts, i, st) {
+    json_array_foreach(stmts, i, st)
+    {
         char loc[40];
         snprintf(loc, sizeof(loc), "Statement[%zu]", i);
         if (validate_statement(st, loc, err, err_len) != 0)
@@ -304,14 +308,15 @@ int auth_policy_validate(const json_t *policy, char *err, size_t err_len)
 
 /* ================= resources ================= */
 
-void auth_execute_api_arn(struct buf *out, const char *region, const char *account,
-                          const char *api, const char *stage, const char *method,
-                          const char *path)
+void auth_execute_api_arn(struct buf *out, const char *region, const char *account, const char *api,
+                          const char *stage, const char *method, const char *path)
 {
     /* API Gateway developer guide, "Resource format of permissions for executing
      * the API": arn:aws:execute-api:region:account-id:api-id/stage/METHOD/resource-path,
      * the resource path written without its leading slash. */
     buf_appendf(out, "arn:aws:execute-api:%s:%s:%s/%s/%s/", region, account, api, stage, method);
+    if (path == NULL)
+        path = "";
     if (path[0] == '/')
         path++;
     buf_append_str(out, path);

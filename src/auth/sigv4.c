@@ -18,7 +18,7 @@
 #include "crypto/crypto.h"
 
 #define SIG_HEX_LEN (2 * CRY_SHA256_LEN)
-#define AMZ_DATE_LEN 16 /* YYYYMMDD'T'HHMMSS'Z' */
+#define AMZ_DATE_LEN 16            /* YYYYMMDD'T'HHMMSS'Z' */
 #define PRESIGN_MAX_EXPIRES 604800 /* 7 days, the SigV4 query-form limit */
 
 /* Decoded signature parameters of either form. All buffers owned, freed by params_free. */
@@ -217,8 +217,7 @@ static bool parse_amz_date(const char *s, size_t n, int64_t *out)
     if (!digits(s, 4, &y) || !digits(s + 4, 2, &mo) || !digits(s + 6, 2, &d) ||
         !digits(s + 9, 2, &h) || !digits(s + 11, 2, &mi) || !digits(s + 13, 2, &se))
         return false;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
-        se > 59)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 59)
         return false;
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo == 2 && d == 29 && !leap)
@@ -292,8 +291,8 @@ static enum auth_result parse_authorization(const char *v, size_t n, struct sig_
 
 /* Header form date: X-Amz-Date, else Date (RFC 9110 §5.6.7) converted to the
  * basic format, as the string to sign needs it. */
-static enum auth_result header_date(const struct auth_request *req, struct sig_params *p,
-                                    char *why, size_t why_len)
+static enum auth_result header_date(const struct auth_request *req, struct sig_params *p, char *why,
+                                    size_t why_len)
 {
     size_t count;
     const struct http_header *h = find_header(req, "x-amz-date", &count);
@@ -324,8 +323,8 @@ static enum auth_result header_date(const struct auth_request *req, struct sig_p
 
 /* Query form: the X-Amz-* parameters, percent-decoded. A repeated one is refused
  * rather than guessing which copy the signer meant. */
-static enum auth_result parse_presigned(const char *q, size_t len, struct sig_params *p,
-                                        char *why, size_t why_len)
+static enum auth_result parse_presigned(const char *q, size_t len, struct sig_params *p, char *why,
+                                        size_t why_len)
 {
     static const char *const names[] = {"X-Amz-Algorithm",     "X-Amz-Credential",
                                         "X-Amz-Date",          "X-Amz-Expires",
@@ -520,8 +519,7 @@ static enum auth_result check_time(const struct sig_params *p, int64_t now, char
     return AUTH_OK;
 }
 
-static const struct cfg_identity *find_identity(const struct cfg *cfg, const char *akid,
-                                                size_t len)
+static const struct cfg_identity *find_identity(const struct cfg *cfg, const char *akid, size_t len)
 {
     for (size_t i = 0; cfg != NULL && i < cfg->n_identities; i++) {
         const struct cfg_identity *id = &cfg->identities[i];
@@ -644,10 +642,9 @@ static bool normalize_signature(const struct buf *sig, char out[SIG_HEX_LEN + 1]
     return true;
 }
 
-static enum auth_result check_signature(const struct auth_request *req,
-                                        const struct sig_params *p, const struct scope *sc,
-                                        const struct cfg_identity *id, char *why,
-                                        size_t why_len)
+static enum auth_result check_signature(const struct auth_request *req, const struct sig_params *p,
+                                        const struct scope *sc, const struct cfg_identity *id,
+                                        char *why, size_t why_len)
 {
     struct payloads pl;
     enum auth_result rc = payload_hashes(req, p->presigned, &pl, why, why_len);

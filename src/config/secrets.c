@@ -6,6 +6,7 @@
  * Invariant: no message written here ever contains a secret value; errors name
  * the variable or file only. Secret buffers are wiped before they are freed.
  */
+#include "auth/auth.h"
 #include "config/config_int.h"
 
 #include <errno.h>
@@ -218,6 +219,7 @@ static void set_policy(struct cfg__ld *ld, const struct cfg__node *item, struct 
 {
     struct cfg_identity *id = p->id;
     const struct cfg__node *at = p->policy ? p->policy : cfg__map_find(item, "policy_file");
+    size_t errors_before = ld->errs->n;
     if (p->policy && p->policy_file) {
         cfg__err(ld, at, "policy and policy_file are mutually exclusive");
     } else if (p->policy) {
@@ -227,6 +229,12 @@ static void set_policy(struct cfg__ld *ld, const struct cfg__node *item, struct 
             id->policy = yaml_to_json(ld, p->policy);
     } else if (p->policy_file) {
         id->policy = load_policy_file(ld, at, p->policy_file);
+    }
+    if (id->policy != NULL && at != NULL && ld->errs->n == errors_before) {
+        /* A policy IAM would refuse is a config error, at the policy's line. */
+        char why[256];
+        if (auth_policy_validate(id->policy, why, sizeof(why)) != 0)
+            cfg__err(ld, at, "policy: %s", why);
     }
     if (id->policy == NULL)
         id->policy = empty_policy(); /* no policy allows nothing */

@@ -38,7 +38,8 @@ static const struct eval_case EVAL[] = {
     /* 1-4: the seeds' policy */
     {SEED_POLICY, INV, ARN "/1", ALLOW},
     {SEED_POLICY, INV, ARN, NONE}, /* the pattern ends in a slash and a star */
-    {SEED_POLICY, INV, "arn:aws:execute-api:us-east-1:123456789012:petstore/prod/POST/pets/1", NONE},
+    {SEED_POLICY, INV, "arn:aws:execute-api:us-east-1:123456789012:petstore/prod/POST/pets/1",
+     NONE},
     {SEED_POLICY, "execute-api:Invoke", ARN "/1", NONE},
     /* 5-6: single statement object, string values */
     {"{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"" INV "\",\"Resource\":\"" ARN "\"}}", INV,
@@ -49,8 +50,8 @@ static const struct eval_case EVAL[] = {
     {"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"execute-api:Invoke\",\"" INV
      "\"],\"Resource\":[\"arn:x\",\"" ARN "\"]}]}",
      INV, ARN, ALLOW},
-    {"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"execute-api:Invoke\"],\"Resource\":[\""
-     ARN "\"]}]}",
+    {"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"execute-api:Invoke\"],\"Resource\":["
+     "\"" ARN "\"]}]}",
      INV, ARN, NONE},
     /* 9-11: explicit Deny wins over Allow, whatever the order */
     {"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"},"
@@ -85,8 +86,8 @@ static const struct eval_case EVAL[] = {
      "{\"Effect\":\"Deny\",\"Action\":\"*\",\"NotResource\":\"arn:aws:execute-api:*:*:*/dev/*\"}]}",
      INV, ARN, DENY},
     /* 19-22: action wildcards, case-insensitive */
-    {"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"execute-api:*\",\"Resource\":\"*\"}]}", INV,
-     ARN, ALLOW},
+    {"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"execute-api:*\",\"Resource\":\"*\"}]}",
+     INV, ARN, ALLOW},
     {"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"execute-api:Invalidate*\","
      "\"Resource\":\"*\"}]}",
      INV, ARN, ALLOW},
@@ -129,7 +130,8 @@ static const struct eval_case EVAL[] = {
      "{\"Effect\":\"Deny\",\"Action\":\"s3:*\",\"Resource\":\"*\",\"Condition\":{}}]}",
      INV, ARN, ALLOW},
     /* 34-37: malformed statements fail closed too */
-    {"{\"Statement\":[{\"Effect\":\"allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}", INV, ARN, NONE},
+    {"{\"Statement\":[{\"Effect\":\"allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}", INV, ARN,
+     NONE},
     {"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"NotAction\":\"s3:*\","
      "\"Resource\":\"*\"}]}",
      INV, ARN, NONE},

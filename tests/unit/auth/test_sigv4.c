@@ -37,10 +37,11 @@
 
 /* ================= fixtures ================= */
 
-static struct cfg_identity ident = {.name = "t", .access_key_id = AKID, .secret_access_key = SECRET};
+static struct cfg_identity ident = {
+    .name = "t", .access_key_id = AKID, .secret_access_key = SECRET};
 static struct cfg cfg_known = {.identities = &ident, .n_identities = 1};
-static struct cfg_identity other = {.name = "o", .access_key_id = "AKIDOTHER",
-                                    .secret_access_key = SECRET};
+static struct cfg_identity other = {
+    .name = "o", .access_key_id = "AKIDOTHER", .secret_access_key = SECRET};
 static struct cfg cfg_other = {.identities = &other, .n_identities = 1};
 
 /* A request with owned storage: the auth_request spans point into it. */
@@ -212,9 +213,8 @@ static enum auth_result verify(const struct cfg *c, struct treq *t, const char *
 static char *signature_char(struct treq *t)
 {
     for (size_t i = 0; i < t->n; i++) {
-        char *s = strcasecmp(t->names[i], "authorization") == 0
-                      ? strstr(t->values[i], "Signature=")
-                      : NULL;
+        char *s = strcasecmp(t->names[i], "authorization") == 0 ? strstr(t->values[i], "Signature=")
+                                                                : NULL;
         if (s)
             return s + strlen("Signature=");
     }
@@ -318,9 +318,9 @@ static void check_creq(const char *name, struct treq *t, const char *creq_path)
     cry_hex(d, sizeof(d), hex);
     const char *missing;
     size_t ml;
-    assert_int_equal(auth__canonical_request(&got, &t->ar, sh.data, sh.len, is_presigned(t), hex,
-                                             &missing, &ml),
-                     0);
+    assert_int_equal(
+        auth__canonical_request(&got, &t->ar, sh.data, sh.len, is_presigned(t), hex, &missing, &ml),
+        0);
     if (got.len != want_len || memcmp(got.data, want, want_len) != 0)
         print_error("%s: canonical request\n--- got\n%s\n--- want\n%s\n", name, got.data, want);
     assert_memory_equal(got.data, want, want_len);
@@ -545,7 +545,8 @@ static void capture_request(const json_t *r, struct treq *t)
     t->body = xstrndup(json_string_value(body), t->body_len);
     size_t i;
     const json_t *h;
-    json_array_foreach (json_object_get(r, "headers"), i, h) {
+    json_array_foreach(json_object_get(r, "headers"), i, h)
+    {
         const char *name = json_string_value(json_array_get(h, 0));
         const char *value = json_string_value(json_array_get(h, 1));
         treq_add_header(t, name, strlen(name), value, strlen(value));
@@ -762,8 +763,9 @@ static void vanilla_with(struct treq *t, const char *authz)
 {
     struct buf b;
     buf_init(&b);
-    buf_appendf(&b, "GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n"
-                    "Authorization:%s\n\n",
+    buf_appendf(&b,
+                "GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n"
+                "Authorization:%s\n\n",
                 authz);
     parse_suite_request(b.data, b.len, t);
     buf_free(&b);
@@ -790,8 +792,8 @@ static void test_header_form_variants(void **state)
                  AUTH_OK);
     expect_authz("AWS4-HMAC-SHA256 " CRED ",SignedHeaders=host;x-amz-date,Signature=" VANILLA_SIG,
                  AUTH_OK);
-    expect_authz("  AWS4-HMAC-SHA256   " CRED " ,  SignedHeaders=host;x-amz-date ,Signature="
-                 VANILLA_SIG "  ",
+    expect_authz("  AWS4-HMAC-SHA256   " CRED
+                 " ,  SignedHeaders=host;x-amz-date ,Signature=" VANILLA_SIG "  ",
                  AUTH_OK);
     /* Upper-case hex is the same signature. */
     expect_authz("AWS4-HMAC-SHA256 " CRED ", SignedHeaders=host;x-amz-date, Signature="
@@ -800,8 +802,8 @@ static void test_header_form_variants(void **state)
     expect_authz("AWS4-HMAC-SHA256 " CRED ", SignedHeaders=host;x-amz-date", AUTH_MALFORMED);
     expect_authz("AWS4-HMAC-SHA256 " CRED ", SignedHeaders=host;x-amz-date, Signature",
                  AUTH_MALFORMED);
-    expect_authz("AWS4-HMAC-SHA256 " CRED ", " CRED ", SignedHeaders=host;x-amz-date, Signature="
-                 VANILLA_SIG,
+    expect_authz("AWS4-HMAC-SHA256 " CRED ", " CRED
+                 ", SignedHeaders=host;x-amz-date, Signature=" VANILLA_SIG,
                  AUTH_MALFORMED);
     expect_authz("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service, "
                  "SignedHeaders=host;x-amz-date, Signature=" VANILLA_SIG,
@@ -823,11 +825,12 @@ static void test_header_form_variants(void **state)
                  AUTH_MALFORMED);
     expect_authz("AWS4-HMAC-SHA256 " CRED ", SignedHeaders=host;host, Signature=" VANILLA_SIG,
                  AUTH_MALFORMED);
-    expect_authz("AWS4-HMAC-SHA256 " CRED ", SignedHeaders=host;;x-amz-date, Signature=" VANILLA_SIG,
+    expect_authz("AWS4-HMAC-SHA256 " CRED
+                 ", SignedHeaders=host;;x-amz-date, Signature=" VANILLA_SIG,
                  AUTH_MALFORMED);
     /* A signed header that is not in the request cannot verify. */
-    expect_authz("AWS4-HMAC-SHA256 " CRED ", SignedHeaders=host;x-amz-date;x-foo, Signature="
-                 VANILLA_SIG,
+    expect_authz("AWS4-HMAC-SHA256 " CRED
+                 ", SignedHeaders=host;x-amz-date;x-foo, Signature=" VANILLA_SIG,
                  AUTH_BAD_SIGNATURE);
     expect_authz("AWS4-HMAC-SHA256 " CRED ", SignedHeaders=host;x-amz-date, Signature=zz",
                  AUTH_BAD_SIGNATURE);
@@ -838,17 +841,19 @@ static void test_header_form_variants(void **state)
 
 static void test_dates(void **state)
 {
-    static const char *const bad[] = {"20150830T123600",  "20150830 123600Z", "2015083T1236000Z",
-                                      "20151330T123600Z", "20150230T123600Z", "20150830T243600Z",
-                                      "20150830T126000Z", "2015-08-30T12:36", "20150830T1236+0Z",
-                                      ""};
+    static const char *const bad[] = {"20150830T123600",  "20150830 123600Z",
+                                      "2015083T1236000Z", "20151330T123600Z",
+                                      "20150230T123600Z", "20150830T243600Z",
+                                      "20150830T126000Z", "2015-08-30T12:36",
+                                      "20150830T1236+0Z", ""};
     for (size_t i = 0; i < GATE_ARRAY_LEN(bad); i++) {
         struct buf b;
         struct treq t;
         buf_init(&b);
-        buf_appendf(&b, "GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:%s\n"
-                        "Authorization:AWS4-HMAC-SHA256 %s, SignedHeaders=host;x-amz-date, "
-                        "Signature=%s\n\n",
+        buf_appendf(&b,
+                    "GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:%s\n"
+                    "Authorization:AWS4-HMAC-SHA256 %s, SignedHeaders=host;x-amz-date, "
+                    "Signature=%s\n\n",
                     bad[i], CRED, VANILLA_SIG);
         parse_suite_request(b.data, b.len, &t);
         enum auth_result r = verify(&cfg_known, &t, "service", "us-east-1", SUITE_NOW);
@@ -894,15 +899,15 @@ static void test_payload_hash(void **state)
     /* The v4 suite's post-x-www-form-urlencoded signs x-amz-content-sha256: a
      * different body, or a header claiming another hash, must not verify. */
     char p[1024];
-    FMT(p, "%s/aws-signing-test-suite-v4/post-x-www-form-urlencoded/"
-                           "header-signed-request.txt",
-             SPEC);
+    FMT(p,
+        "%s/aws-signing-test-suite-v4/post-x-www-form-urlencoded/"
+        "header-signed-request.txt",
+        SPEC);
     struct treq t;
     assert_true(load_suite_request(p, &t));
     assert_int_equal(verify(&cfg_known, &t, "service", "us-east-1", SUITE_NOW), AUTH_OK);
     t.body[0] ^= 1;
-    assert_int_equal(verify(&cfg_known, &t, "service", "us-east-1", SUITE_NOW),
-                     AUTH_BAD_SIGNATURE);
+    assert_int_equal(verify(&cfg_known, &t, "service", "us-east-1", SUITE_NOW), AUTH_BAD_SIGNATURE);
     t.body[0] ^= 1;
     for (size_t i = 0; i < t.n; i++) {
         if (strcasecmp(t.names[i], "x-amz-content-sha256") == 0) {
@@ -912,8 +917,7 @@ static void test_payload_hash(void **state)
     }
     treq_finish(&t);
     /* UNSIGNED-PAYLOAD is accepted as a value, but this signature was over the hash. */
-    assert_int_equal(verify(&cfg_known, &t, "service", "us-east-1", SUITE_NOW),
-                     AUTH_BAD_SIGNATURE);
+    assert_int_equal(verify(&cfg_known, &t, "service", "us-east-1", SUITE_NOW), AUTH_BAD_SIGNATURE);
     treq_free(&t);
 }
 
@@ -975,13 +979,13 @@ static void test_why_messages(void **state)
                      AUTH_UNKNOWN_KEY);
     assert_non_null(strstr(why, "AKIDEXAMPLE"));
     /* A tiny buffer is truncated, never overrun; NULL is fine too. */
-    assert_int_equal(auth_sigv4_verify(&cfg_other, &t.ar, "service", "us-east-1", SUITE_NOW, NULL,
-                                       why, 4),
-                     AUTH_UNKNOWN_KEY);
+    assert_int_equal(
+        auth_sigv4_verify(&cfg_other, &t.ar, "service", "us-east-1", SUITE_NOW, NULL, why, 4),
+        AUTH_UNKNOWN_KEY);
     assert_int_equal(strlen(why), 3);
-    assert_int_equal(auth_sigv4_verify(&cfg_known, &t.ar, "service", "us-east-1", SUITE_NOW, NULL,
-                                       NULL, 0),
-                     AUTH_OK);
+    assert_int_equal(
+        auth_sigv4_verify(&cfg_known, &t.ar, "service", "us-east-1", SUITE_NOW, NULL, NULL, 0),
+        AUTH_OK);
     treq_free(&t);
     /* Control bytes from the request never reach the reason. */
     vanilla_with(&t, "AWS4-HMAC-SHA256 Credential=AK\x01ID/20150830/us-east-1/service/"

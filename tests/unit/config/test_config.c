@@ -410,10 +410,27 @@ static void test_bad_configs(void **state)
     assert_int_equal(failed, 0);
 }
 
+static void test_policy_rejected_as_iam_would(void **state)
+{
+    setenv("GATE_TEST_SECRET", "x", 1);
+    const char *yaml = "identities:\n  - name: a\n    access_key_id: K\n"
+                       "    secret_access_key_env: GATE_TEST_SECRET\n"
+                       "    policy: {Statement: [{Effect: Maybe, Action: \"*\", Resource: \"*\"}]}\n"
+                       MIN_API;
+    struct cfg *c = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_load_string("t.yaml", yaml, strlen(yaml), &c, &errs), -1);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.lines[0],
+                        "t.yaml:5:13: policy: Statement[0].Effect must be Allow or Deny");
+    cfg_errors_free(&errs);
+}
+
 static void test_policy_file(void **state)
 {
     const char *path = "/tmp/gate_cfg_test_good.json";
-    write_file(path, "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Deny\"}]}");
+    write_file(path, "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Deny\", "
+                     "\"Action\": \"*\", \"Resource\": \"*\"}]}");
     setenv("GATE_TEST_SECRET", "x", 1);
     struct cfg *c =
         load_ok("identities:\n  - {name: a, access_key_id: K, secret_access_key_env: "
@@ -990,6 +1007,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_policy_file),
+        cmocka_unit_test(test_policy_rejected_as_iam_would),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_multi_errors),
         cmocka_unit_test(test_missing_file),

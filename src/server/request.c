@@ -129,9 +129,10 @@ static void json_escape(struct buf *b, const char *s)
     }
 }
 
-/* Builds a complete JSON answer {"message": msg} into b. */
+/* Builds a complete JSON answer {"message": msg} into b; `extra` holds
+ * header lines to add (may be NULL). */
 static void build_json(struct wrk *w, struct buf *b, int status, const char *msg,
-                       const char *error_type, bool close)
+                       const char *error_type, const char *extra, bool close)
 {
     struct buf body;
     buf_init(&body);
@@ -145,6 +146,8 @@ static void build_json(struct wrk *w, struct buf *b, int status, const char *msg
     buf_appendf(b, "Content-Length: %zu\r\n", body.len);
     if (error_type)
         buf_appendf(b, "x-amzn-ErrorType: %s\r\n", error_type);
+    if (extra)
+        buf_append_str(b, extra);
     if (close)
         buf_append_str(b, "Connection: close\r\n");
     buf_append_str(b, "\r\n");
@@ -155,9 +158,15 @@ static void build_json(struct wrk *w, struct buf *b, int status, const char *msg
 void req_respond_json(struct req *r, int status, const char *msg, const char *error_type)
 {
     struct conn *c = r->c;
-    struct buf b;
+    struct buf b, extra;
     buf_init(&b);
-    build_json(c->w, &b, status, msg, error_type, !c->keep_alive);
+    buf_init(&extra);
+    /* An error of a caching method still says what the cache did. */
+    const char *cs = cache_status_name(r->mode);
+    if (cs)
+        buf_appendf(&extra, "X-Cache-Status: %s\r\n", cs);
+    build_json(c->w, &b, status, msg, error_type, extra.data, !c->keep_alive);
+    buf_free(&extra);
     conn_write_copy(c, b.data, r->is_head ? (size_t)(strstr(b.data, "\r\n\r\n") - b.data) + 4
                                           : b.len);
     buf_free(&b);
@@ -172,7 +181,7 @@ void conn_respond_error(struct conn *c, int status, const char *msg)
     }
     struct buf b;
     buf_init(&b);
-    build_json(c->w, &b, status, msg, NULL, true);
+    build_json(c->w, &b, status, msg, NULL, NULL, true);
     conn_write_copy(c, b.data, b.len);
     buf_free(&b);
     c->keep_alive = false;

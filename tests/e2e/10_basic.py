@@ -92,6 +92,9 @@ class TestCli(GatewayTest):
                         "unknown key at 3:3 not reported:\n" + out)
         self.assertTrue(any(ln.startswith(path + ":16:") and "cache_ttl_in_seconds" in ln
                             for ln in lines), "TTL out of range at line 16 not reported:\n" + out)
+        # printed sorted by position (docs/config.md)
+        pos = [tuple(int(x) for x in ln[len(path) + 1:].split(":")[:2]) for ln in lines]
+        self.assertEqual(pos, sorted(pos), out)
 
     def test_check_yaml_syntax_error(self):
         path = write("server:\n  listen: [\"127.0.0.1:1\"\napis: {\n")
@@ -125,6 +128,28 @@ class TestServe(GatewayTest):
         self.assertEqual(r2.body, r1.body)
         self.assertEqual(r2.headers.get("content-type"), r1.headers.get("content-type"))
         self.assertEqual(self.origin.count("/time"), 1)
+
+    def test_dict_config(self):
+        gw = self.gateway({
+            "server": {"listen": "127.0.0.1:{port}", "workers": 1},
+            "apis": [{
+                "id": "demo",
+                "resources": {
+                    "/items/{id}": {"GET": {"integration": {
+                        "type": "HTTP_PROXY", "uri": "{origin}/items/{id}"}}},
+                },
+                "stages": {"prod": {"cache_cluster_enabled": True,
+                                    "method_settings": [{"resource_path": "/*",
+                                                         "http_method": "*",
+                                                         "cache_ttl_in_seconds": 60}]}},
+            }],
+        })
+        r1 = curl(gw.url("/prod/items/7"))
+        self.assertEqual(r1.status, 200, r1)
+        self.assertEqual(r1.json()["path"], "/items/7")
+        self.assertCache(r1, "MISS")
+        self.assertCache(curl(gw.url("/prod/items/7")), "HIT")
+        self.assertEqual(self.origin.count("/items/7"), 1)
 
     def test_age_header_grows(self):
         gw = self.gateway(CONFIG)

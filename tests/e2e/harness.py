@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -303,6 +304,8 @@ class Gateway:
         if expect_rc is not None and rc != expect_rc:
             raise GatewayError("gatecache exited with %r after SIGTERM (expected %r); stderr:\n%s"
                                % (rc, expect_rc, self.stderr()[-4000:]))
+        if os.environ.get("E2E_KEEP") != "1":  # kept on failure, for the post-mortem
+            shutil.rmtree(self.dir, ignore_errors=True)
         return rc
 
 

@@ -320,7 +320,8 @@ static size_t on_up_send(void *ud, char *buf, size_t max, bool *eof)
     struct req *r = ud;
     size_t avail = r->body.len - r->body_sent;
     size_t n = GATE_MIN(avail, max);
-    memcpy(buf, r->body.data + r->body_sent, n);
+    if (n)
+        memcpy(buf, r->body.data + r->body_sent, n);
     r->body_sent += n;
     if (r->body_sent == r->body.len) {
         buf_reset(&r->body); /* all sent: reuse the memory for what comes next */

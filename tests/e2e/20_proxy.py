@@ -247,11 +247,10 @@ class TestMockAndErrors(ProxyTest):
     def test_upstream_closes_mid_body(self):
         gw = self.gw()
         r = curl(gw.url("/prod/p/close-mid-body"))
-        # The client must not be told that 10 bytes are the full 1000-byte answer.
-        complete = r.rc == 0 and r.status == 200 and len(r.body) == int(
-            r.headers.get("content-length", "-1"))
-        self.assertFalse(complete and len(r.body) != 1000, r)
-        self.assertFalse(r.status == 200 and r.rc == 0 and len(r.body) == 10, r)
+        # The client must not take the 10 bytes for the whole answer: either a
+        # 502, or the 200 whose connection closes short of its Content-Length
+        # (curl exit 18, "transfer closed with bytes remaining").
+        self.assertTrue(r.status == 502 or (r.status == 200 and r.rc == 18), r)
         # ... and the truncated answer is not cached
         curl(gw.url("/prod/p/close-mid-body"))
         self.assertEqual(self.origin.count("/close-mid-body"), 2)

@@ -202,6 +202,30 @@ class TestBodies(HttpTest):
         c.send(req("/dev/p/after-chunked"))
         self.assertEqual(c.read_response().status, 200)
 
+    def test_body_arrives_later(self):
+        # the head first, the body in two parts later: the integration call
+        # starts before any body byte is there (streamed bodies)
+        c = self.conn()
+        c.send(b"POST /dev/p/sink HTTP/1.1\r\nHost: gw\r\nContent-Length: 3000\r\n\r\n")
+        time.sleep(0.3)
+        c.send(b"a" * 1000)
+        time.sleep(0.2)
+        c.send(b"b" * 2000)
+        r = c.read_response()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["sha256"], hashlib.sha256(b"a" * 1000 + b"b" * 2000).hexdigest())
+
+    def test_chunked_body_arrives_later(self):
+        c = self.conn()
+        c.send(b"POST /dev/p/sink HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n")
+        time.sleep(0.3)
+        c.send(b"5\r\nhello\r\n")
+        time.sleep(0.2)
+        c.send(b"0\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["length"], 5)
+
     def test_expect_100_continue(self):
         c = self.conn()
         c.send(b"POST /dev/p/sink HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n"

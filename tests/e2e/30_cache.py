@@ -139,6 +139,38 @@ class TestWhatIsCached(CacheTest):
         self.assertEqual(dict(hs(miss)).get("server"), "e2e-origin")
         self.assertEqual(dict(hs(miss)).get("x-n"), "1")
 
+    def test_head_does_not_poison_get(self):
+        gw = self.gateway(config())
+        c = harness.RawConn(gw.port)
+        self.addCleanup(c.close)
+        c.send(b"HEAD /prod/p/large/hg?bytes=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        h = c.read_response(head_only=True)
+        self.assertEqual(h.status, 200)
+        c.send(b"GET /prod/p/large/hg?bytes=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        g = c.read_response()
+        self.assertEqual(g.status, 200, g)
+        self.assertEqual(len(g.body), 500, "GET after HEAD got a %d-byte body" % len(g.body))
+        g2 = self.get(gw, "/prod/p/large/hg?bytes=500")
+        self.assertEqual(len(g2.body), 500)
+        self.assertEqual(g2.headers.get("x-cache-status"), "HIT", g2)
+        # HEAD of a cached GET: headers only, and the connection stays usable
+        c.send(b"HEAD /prod/p/large/hg?bytes=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(c.read_response(head_only=True).status, 200)
+        c.send(b"GET /prod/p/large/hg?bytes=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        g3 = c.read_response()
+        self.assertEqual((g3.status, len(g3.body)), (200, 500), g3)
+        self.assertEqual(self.origin.count("/large/hg", "GET"), 1)
+
+    def test_cache_shared_across_workers(self):
+        gw = self.gateway(config(workers=4))
+        bodies = set()
+        for i in range(12):  # a new connection each time: spread over the workers
+            r = harness.http_request(gw.port, "GET", "/prod/p/shared4")
+            self.assertEqual(r.status, 200)
+            bodies.add(r.body)
+        self.assertEqual(len(bodies), 1)
+        self.assertEqual(self.origin.count("/shared4"), 1)
+
     def test_post_not_cached_by_default(self):
         gw = self.gateway(config())
         r1 = self.get(gw, "/prod/p/post1", "-X", "POST", "-d", "a")

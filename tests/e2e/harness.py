@@ -293,6 +293,7 @@ class Gateway:
             self._err.close()
         except Exception:
             pass
+        self.final_stderr = self.stderr()  # still readable after the directory is removed
         if not check:
             return rc
         report = self.sanitizer_report()

@@ -29,13 +29,16 @@ Answers by path:
   /sink                 JSON: length and sha256 of the request body
   /chunked?parts=N[&delay_ms=D]  chunked transfer coding, N parts "part-i\\n"
   /cc?h=VALUE[&expires=S]        Cache-Control: VALUE (and Expires now+S)
-  /tagged?tags=a,b      Cache-Tag: a,b
+  /tagged[/...]?tags=a,b  Cache-Tag: a,b
   /hop                  sends hop-by-hop headers the gateway must drop
   /close-mid-body       Content-Length: 1000, 10 bytes, then closes
   /garbage              a non-HTTP answer, then closes
   /flaky                first call per path+query 200 "v1", later calls 500
                         (or as set by POST /__mode {"flaky": ...})
   anything else         JSON {"method", "path", "n"}: n counts that key
+
+A request header X-Origin-Status: NNN (any path) is counted, then answered
+with status NNN and a JSON body {"status", "path", "n"}.
 """
 import argparse
 import email.utils
@@ -152,6 +155,10 @@ class Handler(BaseHTTPRequestHandler):
 
         if fail:
             return self.send_json(fail, {"error": "origin failing", "n": n})
+        forced = self.headers.get("X-Origin-Status")
+        if forced and forced.strip().isdigit():
+            code = int(forced)
+            return self.send_json(code, {"status": code, "path": self.path, "n": n})
 
         if path == "/echo" or path.startswith("/echo/"):
             return self.send_json(200, {
@@ -183,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
                 hs.append(("Expires", email.utils.formatdate(time.time() + int(qv("expires")),
                                                              usegmt=True)))
             return self.send_json(200, {"path": self.path, "n": n}, hs)
-        if path == "/tagged":
+        if path == "/tagged" or path.startswith("/tagged/"):
             return self.send_json(200, {"path": self.path, "n": n},
                                   [("Cache-Tag", qv("tags", ""))])
         if path == "/hop":

@@ -13,9 +13,10 @@ TSAN_BUILD  ?= build-tsan
 FUZZ_BUILD  ?= build-fuzz
 JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
+TEST_FUZZ_SECONDS ?= 5
 CTEST       = ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build run test test-plain test-asan e2e fuzz tsan lint bench clean
+.PHONY: all deps build run test test-plain test-asan test-fuzz-short e2e fuzz tsan lint bench clean
 
 all: build
 
@@ -29,8 +30,12 @@ build: deps
 run: build
 	@scripts/run-demo.sh $(BUILD)/gatecache
 
-test: build test-plain test-asan
-	@echo "make test: all suites passed (plain and ASan+UBSan)"
+test: build test-plain test-asan test-fuzz-short
+	@echo "make test: all suites passed (plain, ASan+UBSan, short fuzz runs)"
+
+# A short libFuzzer run of every target (the corpora are also replayed by ctest).
+test-fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 test-plain: build
 	cd $(BUILD) && $(CTEST)

@@ -225,6 +225,11 @@ static void count_miss(struct req *r)
     atomic_fetch_add_explicit(&r->cache->counters[r->c->w->id].misses, 1, memory_order_relaxed);
 }
 
+static void count_invalidations(struct req *r, struct srv_stage_cache *sc, uint64_t n)
+{
+    atomic_fetch_add_explicit(&sc->counters[r->c->w->id].invalidations, n, memory_order_relaxed);
+}
+
 /* Opens an encrypted entry's body; NULL when the tag does not verify (a
  * corrupt or tampered entry is a miss, never garbage). owned: free(). */
 static char *open_entry(struct req *r, const struct cache_entry *e, size_t *len)
@@ -635,8 +640,9 @@ static void invalidate_after_write(struct req *r)
     for (size_t i = 0; i < rm->n_invalidates; i++) {
         buf_reset(&path);
         if (route_fill_invalidation(&rm->invalidates[i], &r->m, &path))
-            cache_store_invalidate_method_path(sc->store, rm->invalidates[i].method, path.data,
-                                               path.len);
+            count_invalidations(r, sc,
+                                cache_store_invalidate_method_path(
+                                    sc->store, rm->invalidates[i].method, path.data, path.len));
     }
     buf_free(&path);
 }
@@ -822,6 +828,7 @@ static void serve_cached_method(struct req *r)
                 return;
             }
             r->mode = REQ_REFRESH;
+            count_invalidations(r, r->cache, 1);
             build_key(r);
             fetch(r);
             return;

@@ -2,9 +2,7 @@
 """20 proxy: what HTTP_PROXY and MOCK integrations forward and answer, routing,
 error answers, streaming and large bodies."""
 import hashlib
-import json
 import os
-import socket
 import sys
 import time
 

@@ -3,13 +3,12 @@
 Expect: 100-continue bodies, HEAD, request smuggling, limits and timeouts."""
 import hashlib
 import os
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import GatewayTest, RawConn, curl, parse_head  # noqa: E402
+from harness import GatewayTest, RawConn, curl  # noqa: E402
 
 CONFIG = """
 server:

@@ -3,9 +3,7 @@
 under which key, what is never stored, coalescing, stale-if-error, client
 Cache-Control, reloads and the size bound. Hits and misses are proven by how
 many requests reached the origin."""
-import json
 import os
-import signal
 import sys
 import threading
 import time

@@ -98,6 +98,33 @@ static void on_stop(uv_signal_t *s, int signum)
     uv_thread_create(&m->joiner, join_workers, m);
 }
 
+/* Signal handlers go in before any listener opens: a SIGHUP or SIGTERM sent
+ * as soon as the port accepts must reach our handlers, not the default
+ * action. libuv queues them until the loop runs. */
+static void init_main_loop(struct main_ctx *m)
+{
+    uv_loop_init(&m->loop);
+    uv_signal_init(&m->loop, &m->sig_term);
+    uv_signal_init(&m->loop, &m->sig_int);
+    uv_signal_init(&m->loop, &m->sig_hup);
+    uv_timer_init(&m->loop, &m->drain_timer);
+    uv_async_init(&m->loop, &m->joined, on_joined);
+    m->sig_term.data = m->sig_int.data = m->sig_hup.data = m;
+    m->drain_timer.data = m->joined.data = m;
+    uv_signal_start(&m->sig_term, on_stop, SIGTERM);
+    uv_signal_start(&m->sig_int, on_stop, SIGINT);
+    uv_signal_start(&m->sig_hup, on_reload, SIGHUP);
+}
+
+static void close_main_loop(struct main_ctx *m)
+{
+    uv_run(&m->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&m->loop);
+    struct srv_runtime *rt = srv.rt;
+    srv.rt = NULL;
+    srv_runtime_release(&rt);
+}
+
 int srv_serve(struct cfg *cfg)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -107,42 +134,29 @@ int srv_serve(struct cfg *cfg)
         return 1;
     }
     srv_publish_runtime(first);
-    int rc = wrk_start_all(cfg);
-    if (rc != 0) {
+    struct main_ctx m = {0};
+    init_main_loop(&m);
+    if (wrk_start_all(cfg) != 0) {
         log_error("gatecache could not start");
+        close_all(&m);
+        close_main_loop(&m);
         return 1;
     }
-    struct admin *admin = NULL;
-    if (admin_start(cfg, &admin) != 0) {
+    if (admin_start(cfg, &m.admin) != 0) {
         log_error("gatecache could not start: admin listener");
         atomic_store(&srv.draining, true); /* stop the workers already running */
         atomic_store(&srv.force_close, true);
         wrk_wake_all();
         wrk_join_all();
+        close_all(&m);
+        close_main_loop(&m);
         return 1;
     }
     for (size_t i = 0; i < cfg->server.n_listen; i++)
         log_info("listening on %s:%d (%u workers)", cfg->server.listen[i].host,
                  cfg->server.listen[i].port, srv.n_workers);
-
-    struct main_ctx m = {.admin = admin};
-    uv_loop_init(&m.loop);
-    uv_signal_init(&m.loop, &m.sig_term);
-    uv_signal_init(&m.loop, &m.sig_int);
-    uv_signal_init(&m.loop, &m.sig_hup);
-    uv_timer_init(&m.loop, &m.drain_timer);
-    uv_async_init(&m.loop, &m.joined, on_joined);
-    m.sig_term.data = m.sig_int.data = m.sig_hup.data = &m;
-    m.drain_timer.data = m.joined.data = &m;
-    uv_signal_start(&m.sig_term, on_stop, SIGTERM);
-    uv_signal_start(&m.sig_int, on_stop, SIGINT);
-    uv_signal_start(&m.sig_hup, on_reload, SIGHUP);
     uv_run(&m.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&m.loop);
-
-    struct srv_runtime *rt = srv.rt;
-    srv.rt = NULL;
-    srv_runtime_release(&rt);
+    close_main_loop(&m);
     log_info("stopped");
     return 0;
 }

@@ -286,6 +286,7 @@ class Gateway:
         kill, a non-zero exit, or (sanitized builds) a sanitizer report."""
         if self.proc is None:
             return self.stopped_rc
+        died_early = self.proc.poll() is not None
         rc, killed = stop_pid(self.proc, STOP_TIMEOUT)
         self.proc = None
         self.stopped_rc = rc
@@ -302,6 +303,9 @@ class Gateway:
         if killed:
             raise GatewayError("gatecache did not exit within %.0f s of SIGTERM; stderr:\n%s"
                                % (STOP_TIMEOUT, self.stderr()[-4000:]))
+        if died_early and rc not in (0, expect_rc):
+            raise GatewayError("gatecache had already died (exit %r) before the test stopped it; "
+                               "stderr:\n%s" % (rc, self.stderr()[-4000:]))
         if expect_rc is not None and rc != expect_rc:
             raise GatewayError("gatecache exited with %r after SIGTERM (expected %r); stderr:\n%s"
                                % (rc, expect_rc, self.stderr()[-4000:]))

@@ -58,7 +58,8 @@ def parse_timestamp(ts):
     if ts is None or ts == "":
         return None
     if isinstance(ts, (int, float)) or str(ts).replace(".", "", 1).isdigit():
-        return datetime.datetime.fromtimestamp(float(ts), datetime.timezone.utc).replace(tzinfo=None)
+        utc = datetime.datetime.fromtimestamp(float(ts), datetime.timezone.utc)
+        return utc.replace(tzinfo=None)
     return datetime.datetime.strptime(str(ts), TIMESTAMP_FORMAT)
 
 

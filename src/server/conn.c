@@ -68,15 +68,54 @@ static void submit(struct conn *c, struct wreq *wr, uv_buf_t *bufs, unsigned n)
     }
 }
 
+/* Writes as much as the socket takes right now (one writev, no request
+ * object). Returns the bytes written, or -1 when the connection failed. With
+ * nothing queued before, a direct write keeps answers in order and spares
+ * libuv's write queue, which costs an epoll_ctl per write. */
+static ssize_t write_now(struct conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (c->writes_pending)
+        return 0;
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (rc == UV_EAGAIN)
+        return 0;
+    return rc < 0 ? -1 : rc;
+}
+
+/* Drops the first `done` bytes of bufs; returns the index of the first
+ * buffer with bytes left (adjusted in place). */
+static unsigned skip_written(uv_buf_t *bufs, unsigned n, size_t done)
+{
+    unsigned i = 0;
+    while (i < n && done >= bufs[i].len) {
+        done -= bufs[i].len;
+        i++;
+    }
+    if (i < n) {
+        bufs[i].base += done;
+        bufs[i].len -= done;
+    }
+    return i;
+}
+
 void conn_write_copy(struct conn *c, const char *data, size_t len)
 {
     if (c->state == CONN_CLOSING || len == 0)
         return;
-    struct wreq *wr = xmalloc(sizeof(*wr) + len);
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    ssize_t done = write_now(c, &b, 1);
+    if (done < 0) {
+        conn_close(c);
+        return;
+    }
+    if ((size_t)done == len)
+        return;
+    size_t rest = len - (size_t)done;
+    struct wreq *wr = xmalloc(sizeof(*wr) + rest);
     wr->entry = NULL;
-    wr->len = len;
-    memcpy(wr->data, data, len);
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    wr->len = rest;
+    memcpy(wr->data, data + done, rest);
+    b = uv_buf_init(wr->data, (unsigned)rest);
     submit(c, wr, &b, 1);
 }
 
@@ -86,18 +125,37 @@ void conn_write_entry(struct conn *c, struct cache_entry *e, const char *extra, 
     if (c->state == CONN_CLOSING)
         return;
     /* One writev: stored head, the per-hit headers, the body straight from
-     * the entry (no copy; the ref keeps it alive until the write completes). */
+     * the entry (no copy). */
+    uv_buf_t b[3];
+    unsigned n = 0;
+    b[n++] = uv_buf_init((char *)e->head, (unsigned)e->head_len);
+    b[n++] = uv_buf_init((char *)extra, (unsigned)extra_len);
+    if (with_body && e->body_len)
+        b[n++] = uv_buf_init(e->body, (unsigned)e->body_len);
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += b[i].len;
+    ssize_t done = write_now(c, b, n);
+    if (done < 0) {
+        conn_close(c);
+        return;
+    }
+    if ((size_t)done == total)
+        return;
+    /* The socket is full: queue the rest. The extra headers are copied (the
+     * caller's buffer is gone after the call); the entry ref keeps the head
+     * and body alive until the write completes. */
+    unsigned first = skip_written(b, n, (size_t)done);
     struct wreq *wr = xmalloc(sizeof(*wr) + extra_len);
     wr->entry = cache_entry_ref(e);
     wr->len = extra_len;
     memcpy(wr->data, extra, extra_len);
-    uv_buf_t b[3];
-    unsigned n = 0;
-    b[n++] = uv_buf_init((char *)e->head, (unsigned)e->head_len);
-    b[n++] = uv_buf_init(wr->data, (unsigned)extra_len);
-    if (with_body && e->body_len)
-        b[n++] = uv_buf_init(e->body, (unsigned)e->body_len);
-    submit(c, wr, b, n);
+    if (first <= 1 && b[1].len) {
+        /* b[1] still points into `extra`: move it into the request's copy. */
+        size_t off = extra_len - b[1].len;
+        b[1].base = wr->data + off;
+    }
+    submit(c, wr, b + first, n - first);
 }
 
 /* ================= lifecycle ================= */
@@ -279,6 +337,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     c->in.data[c->in.len] = '\0';
     if (c->state == CONN_IDLE) {
         c->state = CONN_HEAD;
+        c->met_head_ns = met_now_ns(); /* Latency starts at the head's first byte */
         conn_arm_timer(c, limits(c)->header_timeout_ms);
     }
     process_input(c);
@@ -480,6 +539,7 @@ static void process_input_loop(struct conn *c)
             free(parsed);
             if (c->state == CONN_IDLE) {
                 c->state = CONN_HEAD;
+                c->met_head_ns = met_now_ns();
                 conn_arm_timer(c, lim->header_timeout_ms);
             }
             return;
@@ -516,6 +576,8 @@ void conn_request_done(struct conn *c)
             conn_linger(c);
         return;
     }
+    /* A pipelined head starts now; an idle connection restamps on its next read. */
+    c->met_head_ns = met_now_ns();
     c->state = c->in.len ? CONN_HEAD : CONN_IDLE;
     const struct cfg_limits *lim = limits(c);
     conn_arm_timer(c, c->in.len ? lim->header_timeout_ms : lim->idle_timeout_ms);

@@ -9,6 +9,7 @@ requests reached the origin, whose answers carry a per-path counter `n`."""
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,11 @@ class InvalidationTest(GatewayTest):
         cls.seed_secret_file = os.path.join(cls.tmp, "seed-secret")
         with open(cls.seed_secret_file, "w") as f:
             f.write(IDENTITIES["seed"][1] + "\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().tearDownClass()
 
     def config(self):
         return (CONFIG.replace("@TOKEN_FILE@", self.token_file)
@@ -708,7 +714,7 @@ class TestEncryption(InvalidationTest):
         """`gatecache serve` with the encrypted config and env_key (None = the
         variable unset) must exit 1 at once. Returns its stderr."""
         gw = harness.Gateway(ENC_CONFIG, origin=self.origin, start=False)
-        self.addCleanup(gw.stop, check=False)
+        self.addCleanup(shutil.rmtree, gw.dir, ignore_errors=True)
         env = {k: v for k, v in os.environ.items() if k != ENC_KEY_ENV}
         if env_key is not None:
             env[ENC_KEY_ENV] = env_key

@@ -27,7 +27,7 @@
 #include "crypto/crypto.h"
 #include "util/util.h"
 
-#define SPEC GATE_SHARED_DIR "/spec"
+#define SPEC GATE_SPEC_DIR
 #define AKID "AKIDEXAMPLE"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 #define SUITE_NOW 1440938160 /* 2015-08-30T12:36:00Z, the time of every vector */

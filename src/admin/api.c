@@ -25,12 +25,29 @@
 void admin__response_init(struct admin_response *rs)
 {
     memset(rs, 0, sizeof(*rs));
+    buf_init(&rs->headers);
     buf_init(&rs->body);
 }
 
 void admin__response_free(struct admin_response *rs)
 {
+    buf_free(&rs->headers);
     buf_free(&rs->body);
+}
+
+static void append_field_text(struct buf *b, const char *s)
+{
+    for (; *s; s++)
+        if (*s != '\r' && *s != '\n')
+            buf_append_char(b, *s);
+}
+
+void admin__add_header(struct admin_response *rs, const char *name, const char *value)
+{
+    append_field_text(&rs->headers, name);
+    buf_append_str(&rs->headers, ": ");
+    append_field_text(&rs->headers, value);
+    buf_append_str(&rs->headers, "\r\n");
 }
 
 void admin__json(struct admin_response *rs, int status, json_t *doc)
@@ -157,14 +174,20 @@ static int lookup_stage(const struct seg *api, const struct seg *stage, struct s
     return -1;
 }
 
-static void count(struct admin__ctx *ctx, const struct stage_ref *st, enum admin__reason why,
+void admin__count(struct admin__ctx *ctx, struct srv_stage_cache *sc, enum admin__reason why,
                   uint64_t n)
 {
     if (n == 0)
         return;
-    admin__counts_of(ctx, st->sc->api_id, st->sc->stage)->by_reason[why] += n;
-    atomic_fetch_add_explicit(&st->sc->counters[SRV_ADMIN_SLOT].invalidations, n,
+    admin__counts_of(ctx, sc->api_id, sc->stage)->by_reason[why] += n;
+    atomic_fetch_add_explicit(&sc->counters[SRV_ADMIN_SLOT].invalidations, n,
                               memory_order_relaxed);
+}
+
+static void count(struct admin__ctx *ctx, const struct stage_ref *st, enum admin__reason why,
+                  uint64_t n)
+{
+    admin__count(ctx, st->sc, why, n);
 }
 
 /* ================= handlers ================= */
@@ -197,7 +220,7 @@ static void do_flush(struct admin__ctx *ctx, const struct stage_ref *st, struct 
 }
 
 /* An id in CloudFront's style: 'I' + 13 upper-case hex digits. */
-static void new_invalidation_id(struct admin__ctx *ctx, char id[16])
+void admin__new_invalidation_id(struct admin__ctx *ctx, char id[16])
 {
     uint8_t rnd[7];
     char hex[15];
@@ -219,25 +242,24 @@ static bool is_everything(const char *p)
     return strcmp(p, "/*") == 0;
 }
 
-/* Applies the paths and tags; returns the entries removed. */
-static uint64_t apply_invalidation(struct admin__ctx *ctx, const struct stage_ref *st,
-                                   const struct admin__inval *iv)
+uint64_t admin__invalidate_paths(struct admin__ctx *ctx, struct srv_stage_cache *sc,
+                                 const char *const *paths, size_t n)
 {
-    struct cache_store *store = st->sc->store;
+    struct cache_store *store = sc->store;
     uint64_t removed = 0, n_paths = 0;
-    for (size_t i = 0; i < iv->n_paths; i++) {
-        if (!is_everything(iv->paths[i]))
+    for (size_t i = 0; i < n; i++) {
+        if (!is_everything(paths[i]))
             continue;
         /* A path of just "/" + "*" is the whole stage: the O(1) flush, not a walk. */
         struct cache_store_stats cs;
         cache_store_get_stats(store, &cs);
         cache_store_flush(store);
         removed += cs.entries;
-        count(ctx, st, ADMIN_REASON_FLUSH, 1);
+        admin__count(ctx, sc, ADMIN_REASON_FLUSH, 1);
         break;
     }
-    for (size_t i = 0; i < iv->n_paths; i++) {
-        const char *p = iv->paths[i];
+    for (size_t i = 0; i < n; i++) {
+        const char *p = paths[i];
         size_t len = strlen(p);
         if (is_everything(p))
             continue;
@@ -245,9 +267,17 @@ static uint64_t apply_invalidation(struct admin__ctx *ctx, const struct stage_re
         removed += cache_store_invalidate_path(store, p, prefix ? len - 1 : len, prefix);
         n_paths++;
     }
+    admin__count(ctx, sc, ADMIN_REASON_PATH, n_paths);
+    return removed;
+}
+
+/* Applies the paths and tags; returns the entries removed. */
+static uint64_t apply_invalidation(struct admin__ctx *ctx, const struct stage_ref *st,
+                                   const struct admin__inval *iv)
+{
+    uint64_t removed = admin__invalidate_paths(ctx, st->sc, iv->paths, iv->n_paths);
     for (size_t i = 0; i < iv->n_tags; i++)
-        removed += cache_store_invalidate_tag(store, iv->tags[i], strlen(iv->tags[i]));
-    count(ctx, st, ADMIN_REASON_PATH, n_paths);
+        removed += cache_store_invalidate_tag(st->sc->store, iv->tags[i], strlen(iv->tags[i]));
     count(ctx, st, ADMIN_REASON_TAG, iv->n_tags);
     return removed;
 }
@@ -263,7 +293,7 @@ static void do_invalidate(struct admin__ctx *ctx, const struct stage_ref *st,
     }
     uint64_t removed = apply_invalidation(ctx, st, &iv);
     char id[16];
-    new_invalidation_id(ctx, id);
+    admin__new_invalidation_id(ctx, id);
     log_info("admin: invalidation %s on %s/%s: %zu paths, %zu tags, %" PRIu64 " entries removed",
              id, st->api->id, st->stage->name, iv.n_paths, iv.n_tags, removed);
     json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:I}", "id", id, "status", "Completed", "paths",
@@ -352,6 +382,12 @@ void admin__handle(struct admin__ctx *ctx, const struct admin_request *rq,
             admin__json(rs, 200, json_pack("{s:s}", "status", "ok"));
         return;
     }
+    /* The AWS subset signs every call with SigV4 against the identities; the
+     * bearer token is not accepted there (see docs/admin-api.md). */
+    if (admin__aws_is_route(rq)) {
+        admin__aws_handle(ctx, rq, rs);
+        return;
+    }
     int auth = check_token(ctx, rq);
     if (auth == 401) {
         admin__error(rs, 401, "missing bearer token");
@@ -381,5 +417,6 @@ void admin__ctx_free(struct admin__ctx *ctx)
         free(ctx->counts[i].stage);
     }
     free(ctx->counts);
+    admin__aws_free(ctx);
     memset(ctx, 0, sizeof(*ctx));
 }

@@ -22,7 +22,7 @@ static bool has_ctl(const char *s, size_t len)
     return false;
 }
 
-static const char *check_path(const char *p, size_t len)
+const char *admin__inval_check_path(const char *p, size_t len)
 {
     if (len == 0 || p[0] != '/')
         return "paths: every path must start with '/'";
@@ -67,7 +67,7 @@ static const char *take_strings(json_t *arr, size_t max, const char ***out, size
         const char *s = json_string_value(v);
         size_t len = json_string_length(v);
         /* JSON_ALLOW_NUL is not set, so len == strlen(s); keep it explicit. */
-        const char *err = is_path ? check_path(s, len) : check_tag(s, len);
+        const char *err = is_path ? admin__inval_check_path(s, len) : check_tag(s, len);
         if (err)
             return err;
         (*out)[(*n)++] = s;

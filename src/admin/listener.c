@@ -197,6 +197,8 @@ static void send_response(struct aconn *c, const struct admin_response *rs, bool
         buf_appendf(&out, "Allow: %s\r\n", rs->allow);
     if (rs->www_authenticate)
         buf_append_str(&out, "WWW-Authenticate: Bearer realm=\"gatecache-admin\"\r\n");
+    if (rs->headers.len)
+        buf_append(&out, rs->headers.data, rs->headers.len);
     if (!keep_alive)
         buf_append_str(&out, "Connection: close\r\n");
     buf_append_str(&out, "\r\n");
@@ -313,10 +315,19 @@ static void answer(struct aconn *c)
         .method_len = hr->method_len,
         .path = hr->path,
         .path_len = hr->path_len,
+        .query = hr->query,
+        .query_len = hr->query_len,
+        .target = hr->target,
+        .target_len = hr->target_len,
         .authorization = auth ? auth->value : NULL,
         .authorization_len = auth ? auth->value_len : 0,
+        .host = hr->host,
+        .host_len = hr->host_len,
+        .headers = hr->headers,
+        .n_headers = hr->num_headers,
         .body = c->body.data,
         .body_len = c->body.len,
+        .now_sec = util_wall_ms() / 1000,
     };
     struct admin_response rs;
     admin__response_init(&rs);

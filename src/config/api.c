@@ -706,6 +706,8 @@ static void free_stage(struct cfg_stage *s)
     for (size_t i = 0; i < s->n_method_settings; i++) {
         free(s->method_settings[i].resource_path);
         free(s->method_settings[i].http_method);
+        free(s->method_settings[i].aws_key);
+        free(s->method_settings[i].logging_level);
     }
     free(s->method_settings);
 }

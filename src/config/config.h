@@ -151,6 +151,19 @@ struct cfg_method_setting {
     bool cache_authorized_requests;
     bool has_max_cached_response_bytes;
     uint64_t max_cached_response_bytes; /* 1..64 MiB */
+    /* Set only by UpdateStage (cfg_stage_patch); no YAML key. The API Gateway members below
+     * have no effect here: they are kept so GetStage returns what UpdateStage stored. */
+    char *aws_key; /* owned or NULL: the methodSettings key as a patch last spelled it
+                      ("~1pets/GET", "pets/GET"); NULL = derived from resource_path */
+    bool has_metrics_enabled;
+    bool metrics_enabled;
+    bool has_data_trace_enabled;
+    bool data_trace_enabled;
+    char *logging_level; /* owned or NULL: OFF, ERROR or INFO */
+    bool has_throttling_burst_limit;
+    int throttling_burst_limit;
+    bool has_throttling_rate_limit;
+    double throttling_rate_limit;
 };
 
 struct cfg_stage {
@@ -207,6 +220,43 @@ void cfg_release(struct cfg **c);   /* drops a ref, frees at zero, NULLs *c; NUL
 /* Lookups (borrowed results, valid while the snapshot is held; NULL if absent). */
 const struct cfg_api *cfg_find_api(const struct cfg *c, const char *id);
 const struct cfg_stage *cfg_find_stage(const struct cfg_api *api, const char *name);
+
+/* Smallest stage cache accepted (config and UpdateStage). */
+#define CFG_CACHE_SIZE_MIN (64u << 10)
+
+/*
+ * A deep copy of c with one ref (release with cfg_release): every string and
+ * array is duplicated, secrets included, policies with json_deep_copy. Used to
+ * change a live stage: copy the current snapshot, patch the copy, publish it.
+ */
+struct cfg *cfg_clone(const struct cfg *c);
+
+/*
+ * Applies one API Gateway UpdateStage patch operation to stage `stage` of api
+ * `api` in c (a private copy from cfg_clone; never a published snapshot).
+ * op is "add", "remove", "replace", "move", "copy" or "test"; path and value
+ * as on the wire (aws-wire.md §3.5; value NULL when absent). Supported:
+ *   replace /cacheClusterEnabled            "true" | "false"
+ *   replace /cacheClusterSize               as cache_cluster_size (API Gateway sizes or
+ *                                           a size with a unit, at least 64KiB)
+ *   replace /{key}/caching/enabled | dataEncrypted | requireAuthorizationForCacheControl
+ *                                           "true" | "false"
+ *   replace /{key}/caching/ttlInSeconds     0..3600
+ *   replace /{key}/caching/unauthorizedCacheControlHeaderStrategy  a strategy name
+ *   replace /{key}/metrics/enabled, /{key}/logging/dataTrace   "true" | "false" (stored only)
+ *   replace /{key}/logging/loglevel         OFF | ERROR | INFO (stored only)
+ *   replace /{key}/throttling/burstLimit    integer; /{key}/throttling/rateLimit decimal
+ *   remove  /{key}                          deletes that method setting
+ * {key} is "*" "/" "*" or RESOURCE/METHOD, parsed from the right; RESOURCE with '/' escaped
+ * as "~1" (and '~' as "~0") or raw, leading '/' optional; it must name a resource of the
+ * api (or "*") and METHOD "*" or a method that resource has. A setting that does not exist
+ * yet is created (its unset fields inherit, as config method settings do).
+ * Returns 0; -ENOENT when the api or stage does not exist; -EINVAL with a message in err
+ * (API Gateway's wording where known) for anything else. On error c may be half patched:
+ * discard it.
+ */
+int cfg_stage_patch(struct cfg *c, const char *api, const char *stage, const char *op,
+                    const char *path, const char *value, char *err, size_t errlen);
 
 /* Parses a cache_cluster_size ("0.5", "6.1", ..., or "64MiB", "1GB", "512KiB")
  * into bytes; false when it is neither an API Gateway size nor a size with a unit. */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_SIZE_MIN (64u << 10)
+#define CACHE_SIZE_MIN CFG_CACHE_SIZE_MIN
 #define STALE_MAX 86400
 #define MAX_CACHED_RESPONSE_MAX (64 << 20)
 

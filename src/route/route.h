@@ -73,6 +73,10 @@ struct route_method {
     struct route_invalidation *invalidates; /* owned by the table */
     size_t n_invalidates;
     struct route_settings *settings; /* owned: one per stage of the api, stage order */
+    /* owned: one per stage of the api, stage order: route_label_hash of (api id,
+     * stage name, resource path, http_method), the metrics label key, computed
+     * here so that a request finds its metrics series with one probe. */
+    uint64_t *label_hash;
 };
 
 struct route_resource {
@@ -173,6 +177,11 @@ void route_build_key(const struct route_match *m, const struct route_request_vie
  * Returns false when a parameter is missing. */
 bool route_fill_invalidation(const struct route_invalidation *inv, const struct route_match *m,
                              struct buf *out);
+
+/* Hash of a metrics label set (pure; any strings, "" allowed). Strings are
+ * separated, so ("ab", "c") and ("a", "bc") differ. */
+uint64_t route_label_hash(const char *api, const char *stage, const char *resource,
+                          const char *method);
 
 /* Resolves the settings of (resource_path, http_method) in a stage; exposed for tests. */
 void route_resolve_settings(const struct cfg_stage *stage, const char *resource_path,

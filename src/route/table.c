@@ -118,6 +118,33 @@ static void build_method(const struct cfg_api *api, const struct cfg_resource *r
             route_resolve_settings(&api->stages[s], res->path, method,
                                    &rm->settings[s * ROUTE_N_METHODS + (size_t)mi]);
         }
+    rm->label_hash = xcalloc(api->n_stages ? api->n_stages : 1, sizeof(*rm->label_hash));
+    for (size_t s = 0; s < api->n_stages; s++)
+        rm->label_hash[s] =
+            route_label_hash(api->id, api->stages[s].name, res->path, cm->http_method);
+}
+
+/* FNV-1a over the strings, each with its terminating NUL as separator, then
+ * a 64-bit finaliser (MurmurHash3's fmix64) so that the low bits, which pick
+ * the slot of an open-addressing table, depend on every input byte. */
+uint64_t route_label_hash(const char *api, const char *stage, const char *resource,
+                          const char *method)
+{
+    const char *parts[4] = {api, stage, resource, method};
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < GATE_ARRAY_LEN(parts); i++) {
+        const char *p = parts[i];
+        do {
+            h ^= (unsigned char)*p;
+            h *= 0x100000001b3ull;
+        } while (*p++);
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
 }
 
 struct route_table *route_table_new(const struct cfg *cfg)
@@ -155,6 +182,7 @@ static void free_method(struct route_method *rm)
     }
     free(rm->invalidates);
     free(rm->settings);
+    free(rm->label_hash);
 }
 
 void route_table_free(struct route_table **tp)

@@ -170,11 +170,13 @@ void req_respond_json(struct req *r, int status, const char *msg, const char *er
     conn_write_copy(c, b.data, r->is_head ? (size_t)(strstr(b.data, "\r\n\r\n") - b.data) + 4
                                           : b.len);
     buf_free(&b);
+    met_request_done(c->w->metrics, r->met, status, c->met_head_ns);
     conn_request_done(c);
 }
 
 void conn_respond_error(struct conn *c, int status, const char *msg)
 {
+    met_request_done(c->w->metrics, c->req ? c->req->met : NULL, status, c->met_head_ns);
     if (c->req) {
         req_abort(c->req);
         req_free(&c->req);
@@ -209,6 +211,7 @@ static void respond_mock(struct req *r)
         buf_append(&b, ig->mock_body, ig->mock_body_len);
     conn_write_copy(r->c, b.data, b.len);
     buf_free(&b);
+    met_request_done(r->c->w->metrics, r->met, ig->mock_status, r->c->met_head_ns);
     conn_request_done(r->c);
 }
 
@@ -218,11 +221,13 @@ static void respond_mock(struct req *r)
 static void count_hit(struct req *r)
 {
     atomic_fetch_add_explicit(&r->cache->counters[r->c->w->id].hits, 1, memory_order_relaxed);
+    met_hit(r->c->w->metrics, r->met);
 }
 
 static void count_miss(struct req *r)
 {
     atomic_fetch_add_explicit(&r->cache->counters[r->c->w->id].misses, 1, memory_order_relaxed);
+    met_miss(r->c->w->metrics, r->met);
 }
 
 static void count_invalidations(struct req *r, struct srv_stage_cache *sc, uint64_t n)
@@ -285,6 +290,8 @@ static bool serve_entry(struct req *r, struct cache_entry *e, const char *status
         conn_write_entry(r->c, e, b.data, b.len, !r->is_head);
     }
     buf_free(&b);
+    /* The stored head starts "HTTP/1.1 NNN ". */
+    met_request_done(r->c->w->metrics, r->met, atoi(e->head + 9), r->c->met_head_ns);
     conn_request_done(r->c);
     return true;
 }
@@ -413,6 +420,7 @@ static void fetch(struct req *r)
     };
     if (r->body_streaming)
         ur.body = NULL;
+    r->met_up_ns = met_now_ns();
     r->up = up_start(r->c->w->up, &ur, &up_cb, r);
     if (!r->up) {
         release_fill(r);
@@ -639,10 +647,12 @@ static void invalidate_after_write(struct req *r)
     buf_init(&path);
     for (size_t i = 0; i < rm->n_invalidates; i++) {
         buf_reset(&path);
-        if (route_fill_invalidation(&rm->invalidates[i], &r->m, &path))
+        if (route_fill_invalidation(&rm->invalidates[i], &r->m, &path)) {
+            met_invalidation(r->c->w->metrics, r->met, MET_INV_WRITE);
             count_invalidations(r, sc,
                                 cache_store_invalidate_method_path(
                                     sc->store, rm->invalidates[i].method, path.data, path.len));
+        }
     }
     buf_free(&path);
 }
@@ -652,6 +662,7 @@ static void on_up_done(void *ud, enum up_result result)
     struct req *r = ud;
     struct conn *c = r->c;
     r->up = NULL;
+    met_integration_done(c->w->metrics, r->met, r->met_up_ns);
     if (result == UP_OK && r->head_sent) {
         if (r->chunked_out)
             conn_write_copy(c, "0\r\n\r\n", 5);
@@ -659,6 +670,7 @@ static void on_up_done(void *ud, enum up_result result)
             store_answer(r);
         invalidate_after_write(r);
         release_fill(r);
+        met_request_done(c->w->metrics, r->met, r->status, c->met_head_ns);
         conn_request_done(c);
         return;
     }
@@ -676,6 +688,7 @@ static void on_up_done(void *ud, enum up_result result)
      * left is closing the connection without the final chunk. Nothing stored. */
     release_fill(r);
     c->keep_alive = false;
+    met_request_done(c->w->metrics, r->met, r->status, c->met_head_ns);
     conn_request_done(c);
 }
 
@@ -829,6 +842,7 @@ static void serve_cached_method(struct req *r)
             }
             r->mode = REQ_REFRESH;
             count_invalidations(r, r->cache, 1);
+            met_invalidation(r->c->w->metrics, r->met, MET_INV_MAX_AGE);
             build_key(r);
             fetch(r);
             return;
@@ -873,6 +887,7 @@ void req_dispatch(struct req *r)
     r->is_head = str_eq_c(r->hr.method, r->hr.method_len, "HEAD");
     int rc = route_match(c->rt->routes, r->hr.host, r->hr.host_len, r->hr.method,
                          r->hr.method_len, r->hr.path, r->hr.path_len, &r->m);
+    r->met = met_series_of(c->w->metrics, rc == ROUTE_OK ? &r->m : NULL);
     switch (rc) {
     case ROUTE_OK:
         break;

@@ -13,7 +13,7 @@
 #include "server/server.h"
 #include "util/util.h"
 
-struct srv srv = {.lock = PTHREAD_MUTEX_INITIALIZER};
+struct srv srv = {.lock = PTHREAD_MUTEX_INITIALIZER, .update_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static struct srv_stage_cache *stage_cache_new(const char *api, const char *stage,
                                                uint64_t capacity)
@@ -190,6 +190,32 @@ void srv_publish_runtime(struct srv_runtime *rt)
 struct srv_stage_cache *srv_runtime_cache(const struct srv_runtime *rt, size_t api, size_t stage)
 {
     return rt->caches[rt->api_offset[api] + stage];
+}
+
+int srv_update(srv_mutate_cb mutate, void *arg, char *err, size_t errlen)
+{
+    int rc = -1;
+    pthread_mutex_lock(&srv.update_lock);
+    struct srv_runtime *cur = srv_current_runtime();
+    if (!cur) {
+        snprintf(err, errlen, "the gateway is not running");
+        goto out;
+    }
+    struct cfg *next = mutate(cur->cfg, arg, err, errlen);
+    if (!next)
+        goto out;
+    struct srv_runtime *rt = srv_runtime_new(next, cur);
+    if (!rt) {
+        rc = -2;
+        snprintf(err, errlen, "the new configuration could not be activated (see the log)");
+        goto out;
+    }
+    srv_publish_runtime(rt);
+    rc = 0;
+out:
+    srv_runtime_release(&cur);
+    pthread_mutex_unlock(&srv.update_lock);
+    return rc;
 }
 
 void srv_stage_cache_totals(const struct srv_stage_cache *sc, uint64_t *hits, uint64_t *misses,

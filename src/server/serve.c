@@ -5,10 +5,12 @@
  * connections close, in-flight requests finish, bounded by drain_timeout_ms.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <uv.h>
 
 #include "admin/admin.h"
+#include "metrics/metrics.h"
 #include "server/server_int.h"
 
 struct main_ctx {
@@ -30,30 +32,33 @@ static void close_all(struct main_ctx *m)
     uv_close((uv_handle_t *)&m->joined, NULL);
 }
 
-static void on_reload(uv_signal_t *s, int signum)
+/* srv_update callback of SIGHUP: the file as it is now. Live changes made
+ * through the admin API are not in the file, so a reload drops them. */
+static struct cfg *reload_cfg(const struct cfg *cur, void *arg, char *err, size_t errlen)
 {
-    struct srv_runtime *cur = srv_current_runtime();
     struct cfg *cfg = NULL;
     struct cfg_errors errs = {0};
-    log_info("SIGHUP: reloading %s", cur->cfg->path);
-    if (cfg_load(cur->cfg->path, &cfg, &errs) != 0) {
+    log_info("SIGHUP: reloading %s", cur->path);
+    if (cfg_load(cur->path, &cfg, &errs) != 0) {
         for (size_t i = 0; i < errs.n; i++)
             log_error("%s", errs.lines[i]);
-        log_error("reload failed: keeping the running configuration");
         cfg_errors_free(&errs);
-        srv_runtime_release(&cur);
-        return;
+        snprintf(err, errlen, "the file has errors");
+        return NULL;
     }
-    if (cfg->server.workers != cur->cfg->server.workers ||
-        cfg->server.n_listen != cur->cfg->server.n_listen)
+    if (cfg->server.workers != cur->server.workers ||
+        cfg->server.n_listen != cur->server.n_listen)
         log_warn("reload: listen addresses and worker count apply at the next restart");
-    struct srv_runtime *rt = srv_runtime_new(cfg, cur);
-    srv_runtime_release(&cur);
-    if (!rt) {
-        log_error("reload failed: keeping the running configuration");
+    return cfg;
+}
+
+static void on_reload(uv_signal_t *s, int signum)
+{
+    char err[160];
+    if (srv_update(reload_cfg, NULL, err, sizeof(err)) != 0) {
+        log_error("reload failed (%s): keeping the running configuration", err);
         return;
     }
-    srv_publish_runtime(rt);
     log_info("reload done");
 }
 
@@ -120,6 +125,7 @@ static void close_main_loop(struct main_ctx *m)
 {
     uv_run(&m->loop, UV_RUN_DEFAULT);
     uv_loop_close(&m->loop);
+    met_registry_free(&srv.metrics); /* the workers and the admin thread are gone */
     struct srv_runtime *rt = srv.rt;
     srv.rt = NULL;
     srv_runtime_release(&rt);

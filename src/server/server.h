@@ -64,12 +64,17 @@ struct srv_runtime {
 #define SRV_ENCRYPTION_KEY_ENV "GATECACHE_CACHE_ENCRYPTION_KEY"
 
 struct wrk;
+struct met_registry;
 
 struct srv {
     pthread_mutex_t lock;        /* guards rt swaps */
+    pthread_mutex_t update_lock; /* serialises writers: read current -> build -> publish
+                                    (SIGHUP reload, admin UpdateStage); taken before lock */
     struct srv_runtime *rt;      /* ref; current snapshot (under lock) */
     atomic_uint_fast64_t rt_version;
     struct wrk *workers;         /* owned array */
+    struct met_registry *metrics; /* owned, process lifetime: every worker's metrics shard;
+                                     created by wrk_start_all, read by the admin thread */
     unsigned n_workers;
     atomic_int n_conns;          /* open client connections, all workers */
     atomic_bool draining;
@@ -89,6 +94,21 @@ struct srv_runtime *srv_current_runtime(void);
 /* Publishes rt (takes over the caller's ref). */
 void srv_publish_runtime(struct srv_runtime *rt);
 struct srv_stage_cache *srv_runtime_cache(const struct srv_runtime *rt, size_t api, size_t stage);
+
+/* Builds the next config from the current one: returns a new snapshot (one ref, handed
+ * over) or NULL with a message in err. Called with srv.update_lock held. */
+typedef struct cfg *(*srv_mutate_cb)(const struct cfg *cur, void *arg, char *err, size_t errlen);
+
+/*
+ * The one way to replace the running config: under srv.update_lock, reads the current
+ * snapshot, calls mutate, builds a runtime from its result (stage stores kept while
+ * their capacity is unchanged) and publishes it. Two writers (SIGHUP on the main
+ * thread, UpdateStage on the admin thread) therefore never build from the same
+ * snapshot and lose each other's change. Returns 0; -1 when mutate refused (err set
+ * by it) or nothing is running; -2 when the runtime could not be built (err set; the
+ * reason is logged). On failure the running config is untouched. Any thread.
+ */
+int srv_update(srv_mutate_cb mutate, void *arg, char *err, size_t errlen);
 
 /*
  * Runs the gateway on `cfg` (takes over the caller's ref) until SIGTERM or

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "http/http.h"
+#include "metrics/metrics.h"
 #include "server/server.h"
 #include "upstream/upstream.h"
 #include "util/util.h"
@@ -34,6 +35,7 @@ struct wrk {
     size_t inbox_len, inbox_cap;
     bool async_closed;      /* guarded by inbox_lock */
     struct up_client *up;   /* owned */
+    struct met_shard *metrics; /* borrowed from srv.metrics: this worker's counters */
     struct srv_runtime *rt; /* ref: the snapshot this worker last saw */
     uint64_t rt_version;
     struct conn *conns;     /* list of open connections */
@@ -70,6 +72,7 @@ struct conn {
     struct req *req;       /* the request being read or answered (owned) */
     struct srv_runtime *rt; /* ref held while a request is in flight */
     char peer[64];         /* client IP, for X-Forwarded-For */
+    uint64_t met_head_ns;  /* met_now_ns() at the first byte of the current request head */
 };
 
 enum req_mode {
@@ -98,6 +101,8 @@ struct req {
 
     struct route_match m;
     struct srv_stage_cache *cache; /* borrowed from c->rt */
+    struct met_series *met; /* borrowed from the worker's shard (NULL: no route yet) */
+    uint64_t met_up_ns;     /* met_now_ns() when the integration call started */
     enum req_mode mode;
     bool is_head;
     bool waited;            /* already waited once for a fill: do not wait again */

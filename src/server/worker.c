@@ -218,6 +218,7 @@ static int init_worker(struct wrk *w, unsigned id, const struct cfg *cfg)
     uv_async_init(&w->loop, &w->async, on_async);
     w->async.data = w;
     w->up = up_client_new(&w->loop);
+    w->metrics = met_registry_shard(srv.metrics, id);
     w->rt = srv_current_runtime();
     w->rt_version = w->rt->version;
     return open_listeners(w, cfg);
@@ -226,6 +227,10 @@ static int init_worker(struct wrk *w, unsigned id, const struct cfg *cfg)
 int wrk_start_all(const struct cfg *cfg)
 {
     srv.n_workers = (unsigned)cfg->server.workers;
+    /* Process lifetime: counters survive reloads, and the admin thread may
+     * still scrape while the workers are joined. One shard per possible worker. */
+    if (!srv.metrics)
+        srv.metrics = met_registry_new(SRV_MAX_WORKERS);
     srv.workers = xcalloc(srv.n_workers, sizeof(struct wrk));
     for (unsigned i = 0; i < srv.n_workers; i++) {
         int rc = init_worker(&srv.workers[i], i, cfg);

@@ -200,8 +200,9 @@ class TestCacheApi(AdminTest):
         self.assertEqual(r.status, 200, r)
         self.assertTrue(r.headers.get("content-type", "").startswith("text/plain; version=0.0.4"))
         text = r.text
-        for line in ('gatecache_cache_hits_total{api="shop",stage="prod"} 1',
-                     'gatecache_cache_misses_total{api="shop",stage="prod"} 1',
+        route = 'api="shop",stage="prod",resource="/pets/{id}",method="GET"'
+        for line in ('gatecache_cache_hits_total{%s} 1' % route,
+                     'gatecache_cache_misses_total{%s} 1' % route,
                      'gatecache_cache_entries{api="shop",stage="prod"} 0',
                      'gatecache_cache_capacity_bytes{api="shop",stage="prod"} 67108864',
                      'gatecache_cache_invalidations_total{api="shop",stage="prod",'
@@ -236,7 +237,8 @@ class TestCli(AdminTest):
 
         p = self.cli(gw, "stats")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn('gatecache_cache_misses_total{api="shop",stage="prod"} 3', p.stdout)
+        self.assertIn('gatecache_cache_misses_total{api="shop",stage="prod",'
+                      'resource="/pets/{id}",method="GET"} 3', p.stdout)
 
     def test_config_file_and_env_token(self):
         gw = self.gw()

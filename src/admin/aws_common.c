@@ -44,17 +44,6 @@ bool admin__aws_is_route(const struct admin_request *rq)
     return path_has_prefix(rq, "/restapis", true) || is_cloudfront(rq);
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes one segment (aws-wire.md §1: clients encode path parameters).
  * NULL when an escape is malformed or decodes to NUL. */
 static char *decode_segment(const char *s, size_t len)
@@ -66,8 +55,8 @@ static char *decode_segment(const char *s, size_t len)
             buf_append_char(&b, s[i]);
             continue;
         }
-        int hi = i + 2 < len ? hex_val(s[i + 1]) : -1;
-        int lo = i + 2 < len ? hex_val(s[i + 2]) : -1;
+        int hi = i + 2 < len ? str_hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < len ? str_hex_digit(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi | lo) == 0) {
             buf_free(&b);
             return NULL;

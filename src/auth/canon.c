@@ -22,17 +22,6 @@ static bool is_unreserved(unsigned char c)
            c == '_' || c == '.' || c == '~';
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 void auth__uri_encode(struct buf *out, const char *s, size_t n, bool keep_slash)
 {
     static const char digits[] = "0123456789ABCDEF";
@@ -53,8 +42,8 @@ void auth__percent_decode(struct buf *out, const char *s, size_t n)
     buf_reserve(out, n);
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
-            (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = str_hex_digit((char)s[i + 1])) >= 0 &&
+            (lo = str_hex_digit((char)s[i + 2])) >= 0) {
             buf_append_char(out, (char)(hi << 4 | lo));
             i += 2;
         } else {

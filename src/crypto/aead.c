@@ -50,17 +50,6 @@ bool cry_aead_open(const uint8_t key[CRY_AEAD_KEY_LEN], const void *aad, size_t 
     return ok;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool cry_aead_parse_key(const char *text, size_t len, uint8_t key[CRY_AEAD_KEY_LEN])
 {
     while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' ' ||
@@ -70,7 +59,7 @@ bool cry_aead_parse_key(const char *text, size_t len, uint8_t key[CRY_AEAD_KEY_L
         text++, len--;
     if (len == 2 * CRY_AEAD_KEY_LEN) {
         for (size_t i = 0; i < CRY_AEAD_KEY_LEN; i++) {
-            int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+            int hi = str_hex_digit(text[2 * i]), lo = str_hex_digit(text[2 * i + 1]);
             if (hi < 0 || lo < 0)
                 return false;
             key[i] = (uint8_t)(hi << 4 | lo);

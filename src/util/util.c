@@ -228,6 +228,17 @@ bool str_to_u64(const char *s, size_t len, uint64_t *out)
     return true;
 }
 
+int str_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 void str_trim_ows(const char **s, size_t *len)
 {
     while (*len && ((*s)[0] == ' ' || (*s)[0] == '\t')) {

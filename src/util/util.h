@@ -63,6 +63,8 @@ bool str_eq_c(const char *a, size_t alen, const char *cstr);
 bool str_has_prefix(const char *s, const char *prefix);
 /* Parses a decimal uint64 of the whole span; false on empty, sign, overflow. */
 bool str_to_u64(const char *s, size_t len, uint64_t *out);
+/* Value of one hex digit (either case), or -1. */
+int str_hex_digit(char c);
 /* Trims optional whitespace (SP / HTAB) from both ends of [*s, *s+*len). */
 void str_trim_ows(const char **s, size_t *len);
 /* Constant-time comparison of equal-length secrets; false if lengths differ. */

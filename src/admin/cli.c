@@ -185,7 +185,7 @@ static int from_config(const struct cli_opts *o, const char *verb, struct target
 {
     struct cfg *cfg = NULL;
     struct cfg_errors errs = {0};
-    if (cfg_load(o->config, &cfg, &errs) != 0) {
+    if (cfg_load_flags(o->config, CFG_LOAD_NO_SECRETS, &cfg, &errs) != 0) {
         for (size_t i = 0; i < errs.n; i++)
             fprintf(stderr, "%s\n", errs.lines[i]);
         cfg_errors_free(&errs);

@@ -210,6 +210,13 @@ void cfg_errors_free(struct cfg_errors *e);
  * "FILE:0:0: cannot read: <strerror>".
  */
 int cfg_load(const char *path, struct cfg **out, struct cfg_errors *errs);
+/* cfg_load_flags: the secrets (identity keys, api key values) are not read:
+ * for the admin CLI, which needs only admin_listen and admin_token_file and
+ * should not need the gateway's secrets in its environment. Such a snapshot
+ * holds "" for every secret and must never serve traffic. */
+#define CFG_LOAD_NO_SECRETS 0x1u
+int cfg_load_flags(const char *path, unsigned flags, struct cfg **out, struct cfg_errors *errs);
+
 /* The same from a string in memory; `name` stands for FILE in messages. */
 int cfg_load_string(const char *name, const char *yaml, size_t len, struct cfg **out,
                     struct cfg_errors *errs);

@@ -56,6 +56,7 @@ struct cfg__ld {
     const char *name;        /* borrowed: FILE in messages */
     struct cfg *cfg;         /* the snapshot being filled */
     struct cfg_errors *errs; /* borrowed: where error lines go */
+    unsigned flags;          /* CFG_LOAD_* */
 };
 
 void cfg__err(struct cfg__ld *ld, const struct cfg__node *at, const char *fmt, ...)

@@ -110,8 +110,8 @@ static void sort_errors(struct cfg_errors *e, const char *name)
     free(pos);
 }
 
-int cfg_load_string(const char *name, const char *yaml, size_t len, struct cfg **out,
-                    struct cfg_errors *errs)
+static int load_string(const char *name, const char *yaml, size_t len, unsigned flags,
+                       struct cfg **out, struct cfg_errors *errs)
 {
     struct cfg_errors scratch;
     struct cfg_errors *e = errs ? errs : &scratch;
@@ -121,7 +121,7 @@ int cfg_load_string(const char *name, const char *yaml, size_t len, struct cfg *
     struct cfg *c = xcalloc(1, sizeof(*c));
     atomic_init(&c->refs, 1);
     c->path = xstrdup(name);
-    struct cfg__ld ld = {.name = name, .cfg = c, .errs = e};
+    struct cfg__ld ld = {.name = name, .cfg = c, .errs = e, .flags = flags};
 
     struct cfg__node *root = NULL;
     if (cfg__tree_parse(&ld, yaml, len, &root) == 0)
@@ -137,6 +137,12 @@ int cfg_load_string(const char *name, const char *yaml, size_t len, struct cfg *
     }
     *out = c;
     return 0;
+}
+
+int cfg_load_string(const char *name, const char *yaml, size_t len, struct cfg **out,
+                    struct cfg_errors *errs)
+{
+    return load_string(name, yaml, len, 0, out, errs);
 }
 
 /* Reads the whole file; returns an owned buffer or NULL with errno set. */
@@ -171,6 +177,11 @@ static char *read_file(const char *path, size_t *len)
 
 int cfg_load(const char *path, struct cfg **out, struct cfg_errors *errs)
 {
+    return cfg_load_flags(path, 0, out, errs);
+}
+
+int cfg_load_flags(const char *path, unsigned flags, struct cfg **out, struct cfg_errors *errs)
+{
     size_t len = 0;
     char *text = read_file(path, &len);
     if (text == NULL) {
@@ -183,7 +194,7 @@ int cfg_load(const char *path, struct cfg **out, struct cfg_errors *errs)
         }
         return -1;
     }
-    int rc = cfg_load_string(path, text, len, out, errs);
+    int rc = load_string(path, text, len, flags, out, errs);
     free(text);
     return rc;
 }

@@ -426,6 +426,24 @@ static void test_policy_rejected_as_iam_would(void **state)
     cfg_errors_free(&errs);
 }
 
+/* The admin CLI reads the config for admin_listen only: unset secrets do not
+ * stop it, and no secret is read. */
+static void test_load_without_secrets(void **state)
+{
+    const char *path = "/tmp/gate_cfg_test_nosecrets.yaml";
+    write_file(path, "identities:\n  - {name: a, access_key_id: K, secret_access_key_env: "
+                     "GATE_TEST_UNSET_SECRET}\n" MIN_API);
+    unsetenv("GATE_TEST_UNSET_SECRET");
+    struct cfg *c = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_load(path, &c, &errs), -1); /* serving needs it */
+    cfg_errors_free(&errs);
+    assert_int_equal(cfg_load_flags(path, CFG_LOAD_NO_SECRETS, &c, &errs), 0);
+    assert_string_equal(c->identities[0].secret_access_key, "");
+    cfg_release(&c);
+    unlink(path);
+}
+
 static void test_policy_file(void **state)
 {
     const char *path = "/tmp/gate_cfg_test_good.json";
@@ -1008,6 +1026,7 @@ int main(void)
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_policy_file),
         cmocka_unit_test(test_policy_rejected_as_iam_would),
+        cmocka_unit_test(test_load_without_secrets),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_multi_errors),
         cmocka_unit_test(test_missing_file),

@@ -40,6 +40,7 @@ test-fuzz-short:
 test-plain: build
 	cd $(BUILD) && $(CTEST)
 	GATECACHE_BIN=$(CURDIR)/$(BUILD)/gatecache tests/e2e/run.sh
+	GATECACHE_BIN=$(CURDIR)/$(BUILD)/gatecache tests/node/run.sh
 
 test-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGATE_ASAN=ON -DGATE_UBSAN=ON >/dev/null
@@ -47,6 +48,7 @@ test-asan: deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
 	GATECACHE_BIN=$(CURDIR)/$(ASAN_BUILD)/gatecache GATECACHE_SANITIZED=1 tests/e2e/run.sh
+	GATECACHE_BIN=$(CURDIR)/$(ASAN_BUILD)/gatecache GATECACHE_SANITIZED=1 tests/node/run.sh
 
 e2e: build
 	GATECACHE_BIN=$(CURDIR)/$(BUILD)/gatecache tests/e2e/run.sh

@@ -13,6 +13,12 @@ packages=(
     awscli
 )
 
+# Node.js runs the AWS SDK tests (tests/node). The machines we run on ship a
+# newer Node.js than Debian's; install Debian's only when there is none.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

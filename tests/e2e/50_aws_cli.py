@@ -345,14 +345,12 @@ class TestApiGatewayRead(AwsCliTest):
         res = self.aws_many(gw, [
             ((ag, "get-stage", "--rest-api-id", "nope", "--stage-name", "prod"), {}),
             ((ag, "get-stage", "--rest-api-id", "petstore", "--stage-name", "nope"), {}),
-            ((ag, "flush-stage-cache", "--rest-api-id", "petstore", "--stage-name", "nope"), {}),
             ((ag, "update-stage", "--rest-api-id", "shop", "--stage-name", "dev",
               "--patch-operations", "op=replace,path=/cacheClusterEnabled,value=true"), {}),
         ])
         self.assertAwsError(res[0], "NotFoundException", "Invalid API identifier specified")
         self.assertAwsError(res[1], "NotFoundException", "Invalid stage identifier specified")
         self.assertAwsError(res[2], "NotFoundException", "Invalid stage identifier specified")
-        self.assertAwsError(res[3], "NotFoundException", "Invalid stage identifier specified")
 
 
 # ================================================================ UpdateStage
@@ -457,7 +455,6 @@ class TestUpdateStage(AwsCliTest):
             (up + ("op=replace,path=/*/*/caching/ttlInSeconds,value=4000",), {}),
             (up + ("op=replace,path=/cacheClusterSize,value=3",), {}),
             (up + ("op=replace,path=/foo,value=1",), {}),
-            (up + ("op=remove,path=/~1nope/GET",), {}),
             # a valid operation before an invalid one: the whole request is rejected
             (up + ("op=replace,path=/*/*/caching/ttlInSeconds,value=7",
                    "op=replace,path=/*/*/caching/unauthorizedCacheControlHeaderStrategy,"
@@ -615,17 +612,14 @@ class TestCloudFront(AwsCliTest):
         cf = "cloudfront"
         res = self.aws_many(gw, [
             ((cf, "create-invalidation", "--distribution-id", "nope-prod", "--paths", "/a"), {}),
-            ((cf, "get-invalidation", "--distribution-id", PET_DIST, "--id", "I0NOSUCHINV0"),
-             {}),
             ((cf, "create-invalidation", "--distribution-id", PET_DIST, "--paths", "pets/1"), {}),
             ((cf, "create-invalidation", "--distribution-id", PET_DIST, "--invalidation-batch",
               json.dumps({"Paths": {"Quantity": 2, "Items": ["/pets/1"]},
                           "CallerReference": "e2e-inconsistent"})), {}),
         ])
         self.assertAwsError(res[0], "NoSuchDistribution")
-        self.assertAwsError(res[1], "NoSuchInvalidation")
-        self.assertAwsError(res[2], "InvalidArgument")
-        self.assertAwsError(res[3], "InconsistentQuantities")
+        self.assertAwsError(res[1], "InvalidArgument")
+        self.assertAwsError(res[2], "InconsistentQuantities")
         self.assertHit(self.get(gw, "/prod/pets/1"), body)
 
 
@@ -639,13 +633,11 @@ class TestAuth(AwsCliTest):
         res = self.aws_many(gw, [
             (ag, {"secret": WRONG_SECRET}),
             (cf, {"secret": WRONG_SECRET}),
-            (ag, {"akid": "AKIAE2EUNKNOWN50"}),
             (cf + ("--no-sign-request",), {}),
         ])
         self.assertAwsError(res[0], "InvalidSignatureException", "signature")
         self.assertAwsError(res[1], "SignatureDoesNotMatch", "signature")
-        self.assertAwsError(res[2], "UnrecognizedClientException")
-        self.assertAwsError(res[3], "MissingAuthenticationToken")
+        self.assertAwsError(res[2], "MissingAuthenticationToken")
 
     def test_access_denied(self):
         gw = self.gw()

@@ -365,14 +365,19 @@ static void process_input_loop(struct conn *c);
  * rebased), so later reads may grow c->in freely. */
 static struct req *take_head(struct conn *c, size_t head_len, const struct http_request *parsed)
 {
-    struct req *r = xcalloc(1, sizeof(*r));
+    struct req *r = xmalloc(sizeof(*r));
+    memset(r, 0, offsetof(struct req, hr));
     r->c = c;
     r->started_ms = util_now_ms();
     r->head = xmalloc(head_len + 1);
     memcpy(r->head, c->in.data, head_len);
     r->head[head_len] = '\0';
     r->head_len = head_len;
-    r->hr = *parsed;
+    /* Everything but the unused tail of the header array. */
+    memcpy(&r->hr, parsed, offsetof(struct http_request, headers));
+    memcpy(r->hr.headers, parsed->headers, parsed->num_headers * sizeof(parsed->headers[0]));
+    memcpy(&r->hr.num_headers, &parsed->num_headers,
+           sizeof(struct http_request) - offsetof(struct http_request, num_headers));
     ptrdiff_t d = r->head - c->in.data;
 #define REBASE(p)                                                                                  \
     do {                                                                                           \
@@ -531,12 +536,11 @@ static void process_input_loop(struct conn *c)
             return;
         const struct cfg_limits *lim = limits(c);
         struct http_limits hl = {lim->max_header_bytes, lim->max_headers, lim->max_url_bytes};
-        struct http_request *parsed = xmalloc(sizeof(*parsed));
+        struct http_request *parsed = &c->w->parse_scratch;
         int status = 400;
         const char *reason = "Bad Request";
         int rc = http_parse_request(c->in.data, c->in.len, &hl, parsed, &status, &reason);
         if (rc == HTTP_PARSE_INCOMPLETE) {
-            free(parsed);
             if (c->state == CONN_IDLE) {
                 c->state = CONN_HEAD;
                 c->met_head_ns = met_now_ns();
@@ -545,13 +549,11 @@ static void process_input_loop(struct conn *c)
             return;
         }
         if (rc < 0) {
-            free(parsed);
             /* Smuggling and framing errors: answer and close (RFC 9112 §11.2). */
             conn_respond_error(c, status, reason);
             return;
         }
         c->req = take_head(c, (size_t)rc, parsed);
-        free(parsed);
         c->rt = srv_runtime_ref(wrk_runtime(c->w)); /* held until the request is done */
         begin_body(c);
     }

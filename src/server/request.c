@@ -272,7 +272,9 @@ static bool serve_entry(struct req *r, struct cache_entry *e, const char *status
     struct buf b;
     buf_init(&b);
     int64_t age = (util_now_ms() - e->stored_ms) / 1000;
-    buf_appendf(&b, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
+    buf_append_str(&b, "Age: ");
+    buf_append_u64(&b, (uint64_t)(age > 0 ? age : 0));
+    buf_append_str(&b, "\r\n");
     append_cache_headers(r, &b, status);
     buf_append_str(&b, "\r\n");
     if (plain) {

@@ -43,6 +43,7 @@ struct wrk {
     bool stopping;          /* listeners closed, draining */
     size_t n_conns;
     char date[32];          /* cached IMF-fixdate of `date_sec` */
+    struct http_request parse_scratch; /* heads are parsed here, then moved to their req */
     int64_t date_sec;
 };
 
@@ -88,7 +89,6 @@ struct req {
     struct req *wnext, *wprev; /* worker's waiting list */
     char *head;             /* owned: copy of the request head bytes */
     size_t head_len;
-    struct http_request hr; /* spans point into head */
     struct buf body;        /* decoded request body (streamed: bytes not yet sent) */
     size_t body_sent;       /* streamed: bytes of `body` already given to the integration */
     uint64_t body_total;    /* decoded body bytes received so far (the size limit) */
@@ -129,6 +129,9 @@ struct req {
     struct buf store_body;
     size_t tags_off;        /* Cache-Tag value inside store_head */
     size_t tags_len;
+    /* Last, so a new request zeroes only the fields above and copies only the
+     * headers in use (the array holds HTTP_MAX_HEADERS_HARD). */
+    struct http_request hr; /* spans point into head */
 };
 
 /* worker.c */

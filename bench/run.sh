@@ -15,15 +15,21 @@ cc -std=gnu11 -O2 -g -D_GNU_SOURCE -I"$top/src" "$top/src/util/util.c" "$top"/sr
 echo "== store benchmark" >&2
 "$tmp/bench_store" | tee "$tmp/store.txt" >&2
 
+echo "== hit ratio against LRU" >&2
+"$top/bench/hitratio/run.sh" >"$tmp/hitratio.md"
+echo "== instructions per hit (callgrind)" >&2
+"$top/bench/callgrind-hit.sh" "$bin" >"$tmp/callgrind.txt"
+
 peers=$top/../shared/bench/peers.sh
 if [ ! -x "$peers" ]; then
-    echo "bench: $peers not found; only the store benchmark ran" >&2
-    exit 0
-fi
+    echo "bench: $peers not found; the peers comparison did not run" >&2
+    echo "no peers harness" >"$tmp/peers.md"
+else
 echo "== peers (this takes minutes)" >&2
 GATECACHE_BIN=$bin "$peers" --candidate "$top/bench/candidate.sh" \
     --repeat "${BENCH_REPEAT:-1}" --duration "${BENCH_DURATION:-10}" \
     ${BENCH_ONLY:+--only "$BENCH_ONLY"} >"$tmp/peers.md"
+fi
 {
     echo "# gatecache — performance"
     echo
@@ -35,6 +41,14 @@ GATECACHE_BIN=$bin "$peers" --candidate "$top/bench/candidate.sh" \
     echo '```'
     cat "$tmp/store.txt"
     echo '```'
+    echo
+    echo "## Instructions per hit (bench/callgrind-hit.sh)"
+    echo
+    cat "$tmp/callgrind.txt"
+    echo
+    echo "## Hit ratio against LRU (bench/hitratio, details in docs/hitratio.md)"
+    echo
+    cat "$tmp/hitratio.md"
     echo
     echo "## Against nginx, Varnish and HAProxy (../shared/bench/peers.sh)"
     echo

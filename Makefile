@@ -30,8 +30,8 @@ build: deps
 run: build
 	@scripts/run-demo.sh $(BUILD)/gatecache
 
-test: build test-plain test-asan test-fuzz-short
-	@echo "make test: all suites passed (plain, ASan+UBSan, short fuzz runs)"
+test: build test-plain test-asan tsan test-fuzz-short
+	@echo "make test: all suites passed (plain, ASan+UBSan, TSan, short fuzz runs)"
 
 # A short libFuzzer run of every target (the corpora are also replayed by ctest).
 test-fuzz-short:

@@ -81,7 +81,8 @@ static void on_joined(uv_async_t *a)
     struct main_ctx *m = a->data;
     uv_thread_join(&m->joiner);
     admin_stop(&m->admin);
-    close_all(m);
+    close_all(m); /* no timer or signal can wake the workers after this */
+    wrk_free_all();
 }
 
 static void on_stop(uv_signal_t *s, int signum)
@@ -134,9 +135,13 @@ static void close_main_loop(struct main_ctx *m)
 int srv_serve(struct cfg *cfg)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* Our own ref: once workers run, a reload may drop the first snapshot
+     * while this function still reads listen addresses and the admin config. */
+    struct cfg *own = cfg_ref(cfg);
     struct srv_runtime *first = srv_runtime_new(cfg, NULL);
     if (!first) {
         log_error("gatecache could not start");
+        cfg_release(&own);
         return 1;
     }
     srv_publish_runtime(first);
@@ -146,6 +151,7 @@ int srv_serve(struct cfg *cfg)
         log_error("gatecache could not start");
         close_all(&m);
         close_main_loop(&m);
+        cfg_release(&own);
         return 1;
     }
     if (admin_start(cfg, &m.admin) != 0) {
@@ -155,7 +161,9 @@ int srv_serve(struct cfg *cfg)
         wrk_wake_all();
         wrk_join_all();
         close_all(&m);
+        wrk_free_all();
         close_main_loop(&m);
+        cfg_release(&own);
         return 1;
     }
     for (size_t i = 0; i < cfg->server.n_listen; i++)
@@ -163,6 +171,7 @@ int srv_serve(struct cfg *cfg)
                  cfg->server.listen[i].port, srv.n_workers);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     close_main_loop(&m);
+    cfg_release(&own);
     log_info("stopped");
     return 0;
 }

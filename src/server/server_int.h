@@ -143,7 +143,11 @@ void wrk_wait_remove(struct wrk *w, struct req *r);
 int wrk_start_all(const struct cfg *cfg);
 void wrk_wake_all(void);
 void wrk_poke(struct wrk *w); /* any thread: run the worker's async handler */
+/* Joins every worker thread (any thread but a worker). */
 void wrk_join_all(void);
+/* Frees the workers once joined: main thread only, after which nothing may
+ * wake them (the drain timer and signal handlers are closed first). */
+void wrk_free_all(void);
 
 /* conn.c */
 void conn_accept(struct wrk *w, uv_stream_t *listener);

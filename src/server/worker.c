@@ -258,8 +258,13 @@ void wrk_wake_all(void)
 
 void wrk_join_all(void)
 {
-    for (unsigned i = 0; i < srv.n_workers; i++) {
+    for (unsigned i = 0; i < srv.n_workers; i++)
         pthread_join(srv.workers[i].thread, NULL);
+}
+
+void wrk_free_all(void)
+{
+    for (unsigned i = 0; i < srv.n_workers; i++) {
         pthread_mutex_destroy(&srv.workers[i].inbox_lock);
         free(srv.workers[i].listeners);
         free(srv.workers[i].inbox);

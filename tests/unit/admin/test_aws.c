@@ -711,8 +711,8 @@ static void test_batch_parse(void **state)
         "<Other/>",
         "<InvalidationBatch></Other>",
         "<InvalidationBatch><CallerReference>r</CallerReference></InvalidationBatch>",
-        "<InvalidationBatch><Paths><Quantity>0</Quantity></Paths>"
-        "<CallerReference>r</CallerReference></InvalidationBatch>",
+        ("<InvalidationBatch><Paths><Quantity>0</Quantity></Paths>"
+         "<CallerReference>r</CallerReference></InvalidationBatch>"),
         "<InvalidationBatch><CallerReference>&bogus;</CallerReference></InvalidationBatch>",
         "<InvalidationBatch><![CDATA[x]]></InvalidationBatch>",
         "<InvalidationBatch/><InvalidationBatch/>",

@@ -32,13 +32,24 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 
 
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A free loopback port, never one this process handed out before: the
+    kernel may give the same ephemeral port to two binds in a row once the
+    first socket is closed (seen: listen and admin_listen got one port)."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free port after 100 tries")
 
 
 def port_open(port, timeout=0.2):

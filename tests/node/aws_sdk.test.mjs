@@ -104,7 +104,11 @@ apis:
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
+// Ports handed out already: the kernel may return the same ephemeral port to
+// two binds in a row once the first socket is closed.
+const handedOut = new Set();
+
+function bindZero() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.on('error', reject);
@@ -113,6 +117,17 @@ function freePort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const port = await bindZero();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no fresh free port after 100 tries');
 }
 
 function portOpen(port) {

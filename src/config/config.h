@@ -57,7 +57,7 @@ struct cfg_server {
     char *admin_token_file;      /* owned or NULL */
     char *region;                /* owned; default "us-east-1" */
     char *account_id;            /* owned; default "123456789012" */
-    char *cache_encryption_key_file; /* owned or NULL (issue 3) */
+    char *cache_encryption_key_file; /* owned or NULL: AES-256 key for cache_data_encrypted */
     struct cfg_limits limits;
     struct cfg_base_path_mapping *mappings; /* owned array */
     size_t n_mappings;

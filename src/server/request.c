@@ -670,6 +670,10 @@ static void on_up_done(void *ud, enum up_result result)
             conn_write_copy(c, "0\r\n\r\n", 5);
         if (r->storable)
             store_answer(r);
+        else if (r->mode == REQ_REFRESH && r->status >= 200 && r->status < 300)
+            /* The fresh answer cannot be stored (too large, no-store): the
+             * old entry must not outlive the refresh that replaced it. */
+            cache_store_remove(r->cache->store, r->key.data, r->key.len, r->hash);
         invalidate_after_write(r);
         release_fill(r);
         met_request_done(c->w->metrics, r->met, r->status, c->met_head_ns);

@@ -560,6 +560,22 @@ class TestClientCacheControl(CacheTest):
         self.assertHit(self.get(gw, "/prod/rf/inv"), r.body)
         self.assertEqual(self.origin.count("/inv"), 2)
 
+    def test_refresh_with_unstorable_answer_drops_the_entry(self):
+        # Query parameters are not keyed: both URLs are one entry. The refresh's
+        # answer says no-store, so it cannot replace the entry; the old one
+        # must not survive the refresh either (regression).
+        res = proxy_resource("rh")
+        sets = setting("/rh/{proxy+}", "*", require_authorization_for_cache_control=False,
+                       honor_origin_cache_control=True)
+        gw = self.gateway(config(res, sets))
+        self.prime(gw, "/prod/rh/cc?h=max-age%3D300")
+        r = self.get(gw, "/prod/rh/cc?h=no-store", "-H", "Cache-Control: max-age=0")
+        self.assertEqual(r.status, 200)
+        self.assertCache(r, "REFRESH")
+        self.assertEqual(self.origin.count("/cc"), 2)
+        self.assertMiss(self.get(gw, "/prod/rh/cc?h=max-age%3D300"))
+        self.assertEqual(self.origin.count("/cc"), 3)
+
     def test_fail_with_403(self):
         gw = self.gateway(config(self.RES, self.SET))
         r1 = self.prime(gw, "/prod/r403/inv")

@@ -72,6 +72,48 @@ struct http_request {
 int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
                        struct http_request *req, int *status, const char **reason);
 
+/* ---- responses (the integration's answers, RFC 9112 §4, §6.3) ---- */
+
+enum http_resp_body {
+    HTTP_RBODY_NONE = 0, /* 1xx, 204, 304, or the answer to HEAD */
+    HTTP_RBODY_LENGTH,   /* Content-Length bytes */
+    HTTP_RBODY_CHUNKED,  /* Transfer-Encoding: chunked */
+    HTTP_RBODY_CLOSE,    /* neither: the body ends when the connection closes */
+};
+
+struct http_response {
+    int status;        /* 100..599 */
+    int minor_version; /* 0 or 1 */
+    struct http_header headers[HTTP_MAX_HEADERS_HARD];
+    size_t num_headers;
+    /* Derived from the status, the request method and the headers: */
+    enum http_resp_body body_kind;
+    uint64_t content_length; /* valid when body_kind == HTTP_RBODY_LENGTH */
+    bool keep_alive; /* the connection may carry another request after this
+                        answer: 1.1 without "Connection: close", 1.0 only
+                        with "keep-alive"; never for HTTP_RBODY_CLOSE */
+};
+
+/*
+ * Parses one response head (status line, fields, empty line) from buf[0..len).
+ * `head_request`: this answers a HEAD request, so it has no body whatever its
+ * framing headers say (they are still checked). Returns the bytes of the head
+ * (> 0), HTTP_PARSE_INCOMPLETE, or HTTP_PARSE_ERROR with *reason set to a
+ * short static message. Limits (lim->max_header_bytes, lim->max_headers; the
+ * URL limit is unused) are checked on incomplete input too.
+ *
+ * Same strictness as requests: CRLF only, no obs-fold, token field names, no
+ * control bytes in values; the status is exactly three digits 100..599 and
+ * the version HTTP/1.0 or HTTP/1.1. Framing that two parsers could read two
+ * ways is refused (RFC 9112 §6.3, §11.2): Content-Length with
+ * Transfer-Encoding, differing or non-digit Content-Length, a
+ * Transfer-Encoding other than exactly "chunked", Transfer-Encoding in 1.0.
+ * A 1xx head is returned like any other (status < 200, body NONE): the caller
+ * reads the next head after it.
+ */
+int http_parse_response(const char *buf, size_t len, const struct http_limits *lim,
+                        bool head_request, struct http_response *res, const char **reason);
+
 /* ---- chunked transfer coding (RFC 9112 §7.1) ---- */
 
 struct http_chunked {

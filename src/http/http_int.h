@@ -9,6 +9,9 @@
 #define GATE_HTTP_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #define HTTP__TCHAR 0x01  /* RFC 9110 §5.6.2 tchar */
 #define HTTP__VALUE 0x02  /* RFC 9110 §5.5 field-vchar, obs-text, SP, HTAB */
@@ -20,6 +23,86 @@ extern const unsigned char http__cc[256];
 static inline bool http__is(unsigned char c, unsigned char cls)
 {
     return (http__cc[c] & cls) != 0;
+}
+
+/* ---- scanning shared by the request and response parsers ---- */
+
+/*
+ * Header values and targets are most of a head, so they are scanned eight
+ * bytes per step: a word with no suspicious byte is skipped whole, and only a
+ * word holding one is looked at byte by byte. Loads stay inside [p, end).
+ */
+#define HTTP__ONES 0x0101010101010101ULL
+#define HTTP__HIGHS 0x8080808080808080ULL
+
+static inline uint64_t http__load8(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, sizeof(x));
+    return x;
+}
+
+/* Non-zero when some byte of x is below n (exact for n <= 128). */
+static inline uint64_t http__has_less(uint64_t x, uint64_t n)
+{
+    return (x - HTTP__ONES * n) & ~x & HTTP__HIGHS;
+}
+
+static inline uint64_t http__has_byte(uint64_t x, uint64_t b)
+{
+    return http__has_less(x ^ (HTTP__ONES * b), 1);
+}
+
+/* First byte in [p, end) that is not a field-value byte (RFC 9110 §5.5), or end. */
+static inline const char *http__scan_value(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t x = http__load8(p);
+        uint64_t bad = http__has_less(x, 0x20) | http__has_byte(x, 0x7f);
+        if (!bad) {
+            p += 8;
+            continue;
+        }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* The lowest flagged byte is exact (borrows only run upwards). HTAB
+         * is < 0x20 but allowed: step over it and look again. */
+        p += __builtin_ctzll(bad) / 8;
+        if (*p != '\t')
+            return p;
+        p++;
+#else
+        for (const char *stop = p + 8; p < stop; p++)
+            if (!http__is((unsigned char)*p, HTTP__VALUE))
+                return p;
+#endif
+    }
+    while (p < end && http__is((unsigned char)*p, HTTP__VALUE))
+        p++;
+    return p;
+}
+
+/* First byte in [p, end) that is not a tchar, or end. */
+static inline const char *http__scan_token(const char *p, const char *end)
+{
+    while (p < end && http__is((unsigned char)*p, HTTP__TCHAR))
+        p++;
+    return p;
+}
+
+/* s[0..n) equals the lower-case literal `lit` of length litlen, ignoring ASCII
+ * case. Inline because it runs for most header lines. */
+static inline bool http__ieq_lower(const char *s, size_t n, const char *lit, size_t litlen)
+{
+    if (n != litlen)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((unsigned)(ch - 'A') < 26u)
+            ch |= 0x20;
+        if (ch != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
 }
 
 #endif

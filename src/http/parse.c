@@ -46,70 +46,17 @@ const unsigned char http__cc[256] = {
     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xf0 */
 };
 
-/* ================= word-at-a-time scanning ================= */
+/* ================= request-target scanning ================= */
 
-/*
- * Header values and targets are most of a head, so they are scanned eight
- * bytes per step: a word with no suspicious byte is skipped whole, and only a
- * word holding one is looked at byte by byte. Loads stay inside [p, end).
- */
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-static inline uint64_t load8(const char *p)
-{
-    uint64_t x;
-    memcpy(&x, p, sizeof(x));
-    return x;
-}
-
-/* Non-zero when some byte of x is below n (exact for n <= 128). */
-static inline uint64_t has_less(uint64_t x, uint64_t n)
-{
-    return (x - ONES * n) & ~x & HIGHS;
-}
-
-static inline uint64_t has_byte(uint64_t x, uint64_t b)
-{
-    return has_less(x ^ (ONES * b), 1);
-}
-
-/* First byte in [p, end) that is not a field-value byte (RFC 9110 §5.5), or end. */
-static const char *scan_value(const char *p, const char *end)
-{
-    while (end - p >= 8) {
-        uint64_t x = load8(p);
-        uint64_t bad = has_less(x, 0x20) | has_byte(x, 0x7f);
-        if (!bad) {
-            p += 8;
-            continue;
-        }
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        /* The lowest flagged byte is exact (borrows only run upwards). HTAB
-         * is < 0x20 but allowed: step over it and look again. */
-        p += __builtin_ctzll(bad) / 8;
-        if (*p != '\t')
-            return p;
-        p++;
-#else
-        for (const char *stop = p + 8; p < stop; p++)
-            if (!http__is((unsigned char)*p, HTTP__VALUE))
-                return p;
-#endif
-    }
-    while (p < end && http__is((unsigned char)*p, HTTP__VALUE))
-        p++;
-    return p;
-}
-
-/* First byte in [p, end) that is not a target byte (or is '?' when stop_q), or end. */
+/* First byte in [p, end) that is not a target byte (or is '?' when stop_q), or
+ * end; eight bytes per step like http__scan_value (http_int.h). */
 static inline const char *scan_target(const char *p, const char *end, bool stop_q)
 {
     while (end - p >= 8) {
-        uint64_t x = load8(p);
-        uint64_t bad = has_less(x, 0x21) | (x & HIGHS) | has_byte(x, 0x7f);
+        uint64_t x = http__load8(p);
+        uint64_t bad = http__has_less(x, 0x21) | (x & HTTP__HIGHS) | http__has_byte(x, 0x7f);
         if (stop_q)
-            bad |= has_byte(x, '?');
+            bad |= http__has_byte(x, '?');
         if (bad)
             break;
         p += 8;
@@ -118,13 +65,6 @@ static inline const char *scan_target(const char *p, const char *end, bool stop_
         if (!http__is((unsigned char)*p, HTTP__TARGET) || (stop_q && *p == '?'))
             return p;
     }
-    return p;
-}
-
-static inline const char *scan_token(const char *p, const char *end)
-{
-    while (p < end && http__is((unsigned char)*p, HTTP__TCHAR))
-        p++;
     return p;
 }
 
@@ -154,23 +94,7 @@ static int fail(struct ctx *c, int status, const char *reason)
     return HTTP_PARSE_ERROR;
 }
 
-/* s[0..n) equals the lower-case literal `lit` of length litlen, ignoring ASCII case.
- * Inlined here because it runs for most header lines. */
-static inline bool ieq_lower(const char *s, size_t n, const char *lit, size_t litlen)
-{
-    if (n != litlen)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if ((unsigned)(ch - 'A') < 26u)
-            ch |= 0x20;
-        if (ch != (unsigned char)lit[i])
-            return false;
-    }
-    return true;
-}
-
-#define IEQ(s, n, lit) ieq_lower((s), (n), (lit), sizeof(lit) - 1)
+#define IEQ(s, n, lit) http__ieq_lower((s), (n), (lit), sizeof(lit) - 1)
 #define NAME_IS(h, lit) IEQ((h)->name, (h)->name_len, lit)
 
 /* ================= request line (RFC 9112 §3) ================= */
@@ -278,7 +202,7 @@ static int parse_request_line(struct ctx *c, const char **pp)
     }
 
     /* method = token, then exactly one SP (RFC 9112 §3). */
-    const char *m = scan_token(p, end);
+    const char *m = http__scan_token(p, end);
     if (m == end)
         return NEED_MORE;
     if (*m != ' ' || m == p)
@@ -342,7 +266,7 @@ static int te_status(const char *v, size_t n)
         str_trim_ows(&e, &el);
         if (el == 0)
             continue; /* RFC 9110 §5.6.1: empty list elements are allowed */
-        const char *t = scan_token(e, e + el);
+        const char *t = http__scan_token(e, e + el);
         if (t == e)
             return 400;
         size_t tl = (size_t)(t - e);
@@ -472,7 +396,7 @@ static int parse_field_line(struct ctx *c, const char **pp)
         return fail(c, 431, "too many header fields");
 
     const char *name = p;
-    p = scan_token(p, end);
+    p = http__scan_token(p, end);
     if (p == end)
         return NEED_MORE;
     if (*p != ':' || p == name)
@@ -483,7 +407,7 @@ static int parse_field_line(struct ctx *c, const char **pp)
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
     const char *value = p;
-    p = scan_value(p, end);
+    p = http__scan_value(p, end);
     if (p == end)
         return NEED_MORE;
     /* RFC 9110 §5.5: CR, LF and NUL (and other CTLs) never belong in a value;

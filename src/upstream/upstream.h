@@ -1,10 +1,12 @@
 /*
- * upstream — HTTP_PROXY integration calls. One up_client per worker thread:
- * a libcurl multi handle driven by that worker's libuv loop (socket and timer
- * callbacks), so integration calls never block and never leave the thread.
- * Upstream connections are kept alive and reused by the multi handle's
- * connection cache. Responses are streamed: the head is delivered once, then
- * body bytes as they arrive (transfer coding already removed), then done.
+ * upstream — HTTP_PROXY integration calls. One up_client per worker thread,
+ * driven by that worker's libuv loop, so integration calls never block and
+ * never leave the thread. http:// integrations go through our own HTTP/1.1
+ * client (pooled keep-alive connections, the response parser of http/);
+ * https:// ones through a libcurl multi handle on the same loop (TLS).
+ * Upstream connections are kept alive and reused. Responses are streamed: the
+ * head is delivered once, then body bytes as they arrive (transfer coding
+ * already removed), then done.
  *
  * Threading: worker thread only; every function and callback runs on the
  * loop the client was created on.
@@ -89,6 +91,9 @@ void up_global_cleanup(void);
 
 /* owned: up_client_free. The loop must outlive the client. */
 struct up_client *up_client_new(uv_loop_t *loop);
+/* Sends http:// requests through libcurl too (tests run the same cases on
+ * both clients; an operator never needs it). */
+void up_client_prefer_curl(struct up_client *c, bool yes);
 /* Cancels every transfer (no callbacks), closes the handles; the memory is
  * released from libuv close callbacks, so run the loop afterwards. NULLs *c.
  * Safe from inside any callback of this module (the teardown then happens

@@ -1,5 +1,6 @@
 /*
- * Tests for upstream/: a real libcurl multi on a real uv loop against a tiny
+ * Tests for upstream/: both clients (ours for http://, and libcurl, the one for
+ * https://), each run through every case on a real uv loop against a tiny
  * HTTP/1.1 origin started inside the test (blocking sockets, one thread per
  * connection, 127.0.0.1 only). The origin's answers are chosen by path; /echo
  * sends back the exact request bytes so tests can assert what went on the
@@ -49,6 +50,7 @@ static struct origin g_origin;
 struct conn {
     struct origin *o;
     int fd;
+    int served; /* requests answered on this connection */
 };
 
 /* Waits for fd to be readable; false when the origin is stopping or on timeout. */
@@ -188,6 +190,20 @@ static bool answer(struct conn *cn, const char *req, size_t head_len, size_t bod
     }
     if (str_has_prefix(target, "/big"))
         return answer_big(fd, target, head);
+    if (str_has_prefix(target, "/dropsecond")) {
+        /* An origin that closed a kept-alive connection just as it was reused. */
+        if (cn->served > 0)
+            return false;
+        return send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }
+    if (str_has_prefix(target, "/extra"))
+        return send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA");
+    if (str_has_prefix(target, "/hugehead")) {
+        static char big[70000];
+        memset(big, 'a', sizeof(big) - 1);
+        return send_str(fd, "HTTP/1.1 200 OK\r\nX-Big: ") && send_str(fd, big) &&
+               send_str(fd, "\r\nContent-Length: 0\r\n\r\n");
+    }
     if (str_has_prefix(target, "/echo"))
         return answer_echo(fd, req, head_len + body_len);
     return send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
@@ -202,6 +218,7 @@ static void *conn_main(void *arg)
     while ((head_len = read_request(cn, &b, &body_len)) > 0) {
         if (!answer(cn, b.data, head_len, body_len))
             break;
+        cn->served++;
         buf_consume(&b, head_len + body_len);
     }
     buf_free(&b);
@@ -283,6 +300,9 @@ static void on_wd(uv_timer_t *h)
 {
 }
 
+/* Which client the group runs on: ours (http://) or libcurl. */
+static bool g_prefer_curl;
+
 static int fx_setup(void **state)
 {
     struct fx *f = xcalloc(1, sizeof(*f));
@@ -290,6 +310,7 @@ static int fx_setup(void **state)
     uv_timer_init(&f->loop, &f->wd);
     f->c = up_client_new(&f->loop);
     assert_non_null(f->c);
+    up_client_prefer_curl(f->c, g_prefer_curl);
     *state = f;
     return 0;
 }
@@ -1101,6 +1122,58 @@ static void test_client_free_inside_on_head(void **state)
     xfer_free(&y);
 }
 
+/* A reused connection the origin closes as the request arrives: the request
+ * goes again on a new connection and the caller never sees the failure. */
+static void test_stale_connection_retried(void **state)
+{
+    struct fx *f = *state;
+    int before = atomic_load(&g_origin.accepts);
+    for (int i = 0; i < 2; i++) {
+        struct xfer x;
+        xfer_init(&x, f);
+        start_get(&x, "/dropsecond");
+        run_one(f, &x);
+        assert_int_equal(x.res, UP_OK);
+        assert_int_equal(x.body.len, 2);
+        xfer_free(&x);
+    }
+    assert_int_equal(atomic_load(&g_origin.accepts) - before, 2);
+}
+
+/* Bytes after a complete body: the answer is fine, the connection is not
+ * trusted again. */
+static void test_bytes_after_body_not_reused(void **state)
+{
+    struct fx *f = *state;
+    int before = atomic_load(&g_origin.accepts);
+    for (int i = 0; i < 2; i++) {
+        struct xfer x;
+        xfer_init(&x, f);
+        start_get(&x, "/extra");
+        run_one(f, &x);
+        assert_int_equal(x.res, UP_OK);
+        assert_int_equal(x.body.len, 2);
+        assert_memory_equal(x.body.data, "ok", 2);
+        xfer_free(&x);
+    }
+    assert_int_equal(atomic_load(&g_origin.accepts) - before, 2);
+}
+
+/* Our client's limit on an answer head (64 KiB; libcurl has its own). */
+static void test_huge_head_is_protocol_error(void **state)
+{
+    struct fx *f = *state;
+    if (g_prefer_curl)
+        skip();
+    struct xfer x;
+    xfer_init(&x, f);
+    start_get(&x, "/hugehead");
+    run_one(f, &x);
+    assert_int_equal(x.res, UP_ERR_PROTOCOL);
+    assert_int_equal(x.heads, 0);
+    xfer_free(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1133,6 +1206,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_free_with_transfers_in_flight, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_client_free_inside_on_head, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stale_connection_retried, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_after_body_not_reused, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_huge_head_is_protocol_error, fx_setup, fx_teardown),
     };
-    return cmocka_run_group_tests(tests, origin_start, origin_stop);
+    /* The same cases on both clients: http:// normally goes through ours. */
+    int failed = cmocka_run_group_tests_name("own HTTP/1.1 client", tests, origin_start, origin_stop);
+    g_prefer_curl = true;
+    failed += cmocka_run_group_tests_name("libcurl", tests, origin_start, origin_stop);
+    return failed;
 }

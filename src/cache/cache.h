@@ -52,24 +52,67 @@ struct cache_entry {
     int64_t stale_until_ms; /* may be served STALE while now < stale_until_ms */
     int64_t expires_ms;     /* fresh while now < expires_ms */
     int64_t stored_ms;      /* monotonic time of insert (for Age) */
-    /* All spans below live in the same allocation as the entry (owned by it). */
-    const char *head;   /* serialised "HTTP/1.1 200 OK\r\n" + header lines, each ending CRLF,
-                           WITHOUT the empty line that ends the head (the hit path appends
-                           Age / X-Cache-Status before it); NUL-terminated */
-    char *body;         /* body bytes (ciphertext when encrypted) */
     uint32_t body_len;
     uint32_t charge;    /* bytes accounted against capacity (all of the allocation) */
-    const char *method; /* e.g. "GET", NUL-terminated */
-    const char *path;   /* request path within the stage, e.g. "/pets/1", NUL-terminated */
-    const char *tags;   /* Cache-Tag values joined by '\0', terminated by an extra '\0';
-                           "" (just the terminator) when none */
     /* private: SIEVE queue (caller holds the shard lock) */
     struct cache_entry *_qprev; /* newer neighbour (toward head) */
     struct cache_entry *_qnext; /* older neighbour (toward tail) */
     uint16_t path_len;
-    uint8_t flags; /* CACHE_ENTRY_* bits, set by the builder's caller before the put */
-    char key[];    /* key_len bytes + NUL; last so it costs no pointer */
+    uint8_t flags;      /* CACHE_ENTRY_* bits, set by the builder's caller before the put */
+    uint8_t method_len;
+    uint32_t tags_size; /* bytes of the tag list, its final '\0' included */
+    /* The key, then the spans the accessors below return, in one allocation
+     * (owned by the entry). Offsets, not pointers: five pointers were 40 of
+     * the bytes each entry costs beyond its key and response (bench/rss). */
+    char key[]; /* key_len bytes + NUL; last so it costs no pointer */
 };
+
+/* private flag: the key starts with "method\0path\0" (route_build_key's
+ * keys do), so method and path are read from the key, not copied. */
+#define CACHE__ENTRY_SPANS_IN_KEY 0x80u
+
+/* e.g. "GET", NUL-terminated */
+static inline const char *cache_entry_method(const struct cache_entry *e)
+{
+    if (e->flags & CACHE__ENTRY_SPANS_IN_KEY)
+        return e->key;
+    return e->key + e->key_len + 1;
+}
+
+/* request path within the stage, e.g. "/pets/1", NUL-terminated */
+static inline const char *cache_entry_path(const struct cache_entry *e)
+{
+    return cache_entry_method(e) + e->method_len + 1;
+}
+
+/* Cache-Tag values joined by '\0', terminated by an extra '\0'; "" when none */
+static inline const char *cache_entry_tags(const struct cache_entry *e)
+{
+    if (e->flags & CACHE__ENTRY_SPANS_IN_KEY)
+        return e->key + e->key_len + 1;
+    return cache_entry_path(e) + e->path_len + 1;
+}
+
+/* serialised "HTTP/1.1 200 OK\r\n" + header lines, each ending CRLF, WITHOUT
+ * the empty line that ends the head (the hit path appends Age /
+ * X-Cache-Status before it); NUL-terminated, head_len bytes before the NUL */
+static inline const char *cache_entry_head(const struct cache_entry *e)
+{
+    return cache_entry_tags(e) + e->tags_size;
+}
+
+/* body_len bytes (ciphertext when encrypted) */
+static inline const char *cache_entry_body(const struct cache_entry *e)
+{
+    return cache_entry_head(e) + e->head_len + 1;
+}
+
+/* The body of an entry not yet put in a store, for the builder's caller to
+ * fill (cache_entry_init.body == NULL). */
+static inline char *cache_entry_body_mut(struct cache_entry *e)
+{
+    return (char *)cache_entry_body(e);
+}
 
 #define CACHE_ENTRY_ENCRYPTED 0x1u
 

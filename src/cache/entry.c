@@ -3,7 +3,8 @@
  *
  * Invariants:
  * - An entry is ONE allocation: the struct, then key, method, path, tags,
- *   head (each NUL-terminated) and the body, in that order. charge is the size
+ *   head (each NUL-terminated) and the body, in that order; method and path
+ *   are left out when the key starts with them (CACHE__ENTRY_SPANS_IN_KEY). charge is the size
  *   of that allocation, so the store's byte budget counts every byte we own.
  * - Once put in a store an entry is immutable; only refs changes. refs counts
  *   in bits 0..30; bit 31 is the store's SIEVE visited bit (cache_int.h),
@@ -21,6 +22,7 @@
 
 _Static_assert(CACHE__ENTRY_HEADER + 5 >= sizeof(struct cache_entry),
                "the five NULs always cover the struct's tail padding");
+_Static_assert(CACHE__ENTRY_HEADER <= 88, "entry bookkeeping grew: re-run bench/rss");
 
 /* ================= Cache-Tag parsing ================= */
 
@@ -84,8 +86,19 @@ static char *put_str(char *dst, const char *src, size_t n)
 static bool init_fits(const struct cache_entry_init *in)
 {
     return in->key_len <= CACHE_ENTRY_MAX_KEY && in->path_len <= CACHE_ENTRY_MAX_PATH &&
+           strlen(in->method) <= UINT8_MAX &&
            in->head_len <= CACHE_ENTRY_MAX_HEAD && in->body_len <= CACHE_ENTRY_MAX_CHARGE &&
            in->tags_len <= CACHE_ENTRY_MAX_CHARGE;
+}
+
+/* True when the key starts with "method\0path\0": then the entry reads both
+ * from its key and stores no copy (22 of the bytes an entry cost, bench/rss). */
+static bool spans_in_key(const struct cache_entry_init *in, size_t method_len)
+{
+    size_t m = method_len, p = in->path_len;
+    return in->key_len >= m + 1 + p + 1 && memcmp(in->key, in->method, m) == 0 &&
+           in->key[m] == '\0' && memcmp(in->key + m + 1, in->path, p) == 0 &&
+           in->key[m + 1 + p] == '\0';
 }
 
 struct cache_entry *cache_entry_new(const struct cache_entry_init *in)
@@ -96,9 +109,11 @@ struct cache_entry *cache_entry_new(const struct cache_entry_init *in)
 
     size_t method_len = strlen(in->method);
     size_t tags_len = tags_size(in->tags, in->tags_len);
+    bool in_key = spans_in_key(in, method_len);
+    size_t spans = in_key ? 0 : method_len + 1 + in->path_len + 1;
     /* Each term was bounded above, so this sum cannot wrap a 64-bit size_t. */
-    uint64_t size = (uint64_t)CACHE__ENTRY_HEADER + in->key_len + 1 + method_len + 1 +
-                    in->path_len + 1 + tags_len + in->head_len + 1 + in->body_len;
+    uint64_t size = (uint64_t)CACHE__ENTRY_HEADER + in->key_len + 1 + spans + tags_len +
+                    in->head_len + 1 + in->body_len;
     if (size > CACHE_ENTRY_MAX_CHARGE)
         return NULL;
 
@@ -120,18 +135,20 @@ struct cache_entry *cache_entry_new(const struct cache_entry_init *in)
     e->head_len = (uint16_t)in->head_len;
     e->body_len = (uint32_t)in->body_len;
 
+    e->method_len = (uint8_t)method_len;
+    e->tags_size = (uint32_t)tags_len;
+    e->flags = in_key ? CACHE__ENTRY_SPANS_IN_KEY : 0;
+
     char *p = put_str(e->key, in->key, in->key_len);
-    e->method = p;
-    p = put_str(p, in->method, method_len);
-    e->path = p;
-    p = put_str(p, in->path, in->path_len);
-    e->tags = p;
+    if (!in_key) {
+        p = put_str(p, in->method, method_len);
+        p = put_str(p, in->path, in->path_len);
+    }
     p = tags_write(p, in->tags, in->tags_len);
-    e->head = p;
     p = put_str(p, in->head, in->head_len);
-    e->body = p;
+    GATE_ASSERT(p == cache_entry_body(e));
     if (in->body && in->body_len)
-        memcpy(e->body, in->body, in->body_len);
+        memcpy(p, in->body, in->body_len);
     GATE_ASSERT((size_t)(p + in->body_len - (char *)e) == size);
     return e;
 }
@@ -166,7 +183,7 @@ bool cache_entry_has_tag(const struct cache_entry *e, const char *tag, size_t le
 {
     if (len == 0)
         return false;
-    for (const char *t = e->tags; *t; ) {
+    for (const char *t = cache_entry_tags(e); *t; ) {
         size_t tl = strlen(t);
         if (tl == len && memcmp(t, tag, len) == 0)
             return true;

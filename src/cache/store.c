@@ -490,12 +490,12 @@ struct cache__match {
 
 static bool matches(const struct cache_entry *e, const struct cache__match *m)
 {
-    if (m->method && strcmp(e->method, m->method) != 0)
+    if (m->method && strcmp(cache_entry_method(e), m->method) != 0)
         return false;
     if (m->path) {
         if (m->prefix ? e->path_len < m->path_len : e->path_len != m->path_len)
             return false;
-        if (memcmp(e->path, m->path, m->path_len) != 0)
+        if (memcmp(cache_entry_path(e), m->path, m->path_len) != 0)
             return false;
     }
     return !m->tag || cache_entry_has_tag(e, m->tag, m->tag_len);

@@ -128,10 +128,10 @@ void conn_write_entry(struct conn *c, struct cache_entry *e, const char *extra, 
      * the entry (no copy). */
     uv_buf_t b[3];
     unsigned n = 0;
-    b[n++] = uv_buf_init((char *)e->head, (unsigned)e->head_len);
+    b[n++] = uv_buf_init((char *)cache_entry_head(e), (unsigned)e->head_len);
     b[n++] = uv_buf_init((char *)extra, (unsigned)extra_len);
     if (with_body && e->body_len)
-        b[n++] = uv_buf_init(e->body, (unsigned)e->body_len);
+        b[n++] = uv_buf_init((char *)cache_entry_body(e), (unsigned)e->body_len);
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += b[i].len;

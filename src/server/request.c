@@ -244,7 +244,7 @@ static char *open_entry(struct req *r, const struct cache_entry *e, size_t *len)
         return NULL;
     *len = e->body_len - CRY_AEAD_OVERHEAD;
     char *plain = xmalloc(*len + 1);
-    if (!cry_aead_open(rt->encryption_key, e->key, e->key_len, (const uint8_t *)e->body,
+    if (!cry_aead_open(rt->encryption_key, e->key, e->key_len, (const uint8_t *)cache_entry_body(e),
                        e->body_len, (uint8_t *)plain)) {
         free(plain);
         return NULL;
@@ -262,7 +262,7 @@ static bool serve_entry(struct req *r, struct cache_entry *e, const char *status
         plain = open_entry(r, e, &plain_len);
         if (!plain) {
             log_warn("cache entry of %.*s failed authentication: dropped", (int)e->path_len,
-                     e->path);
+                     cache_entry_path(e));
             cache_store_remove(r->cache->store, e->key, e->key_len, e->hash);
             return false;
         }
@@ -281,7 +281,7 @@ static bool serve_entry(struct req *r, struct cache_entry *e, const char *status
         /* Decrypted bodies are copies: head, extra and plaintext in one write. */
         struct buf out;
         buf_init(&out);
-        buf_append(&out, e->head, e->head_len);
+        buf_append(&out, cache_entry_head(e), e->head_len);
         buf_append(&out, b.data, b.len);
         if (!r->is_head)
             buf_append(&out, plain, plain_len);
@@ -293,7 +293,7 @@ static bool serve_entry(struct req *r, struct cache_entry *e, const char *status
     }
     buf_free(&b);
     /* The stored head starts "HTTP/1.1 NNN ". */
-    met_request_done(r->c->w->metrics, r->met, atoi(e->head + 9), r->c->met_head_ns);
+    met_request_done(r->c->w->metrics, r->met, atoi(cache_entry_head(e) + 9), r->c->met_head_ns);
     conn_request_done(r->c);
     return true;
 }
@@ -628,7 +628,7 @@ static void store_answer(struct req *r)
     if (encrypt) {
         if (!cry_aead_seal(rt->encryption_key, r->key.data, r->key.len,
                            r->store_body.data ? r->store_body.data : "", r->store_body.len,
-                           (uint8_t *)e->body)) {
+                           (uint8_t *)cache_entry_body_mut(e))) {
             cache_entry_release(&e);
             return;
         }

@@ -249,7 +249,7 @@ static struct h1_conn *conn_new(struct h1_client *c, const char *key)
 {
     struct h1_conn *k = xcalloc(1, sizeof(*k));
     k->c = c;
-    snprintf(k->key, sizeof(k->key), "%s", key);
+    memcpy(k->key, key, strlen(key) + 1); /* both H1_KEY_MAX */
     uv_tcp_init(c->loop, &k->tcp);
     uv_timer_init(c->loop, &k->timer);
     k->tcp.data = k->timer.data = k;
@@ -860,10 +860,22 @@ static bool parse_url(struct h1_xfer *x, const char *url, const char **target,
     uint64_t pn = 80;
     if (port && port < p && !(str_to_u64(port, (size_t)(p - port), &pn) && pn > 0 && pn < 65536))
         return false;
-    snprintf(x->port, sizeof(x->port), "%u", (unsigned)pn);
-    for (size_t i = 0; i < hlen; i++)
-        x->host[i] = (char)(x->host[i] >= 'A' && x->host[i] <= 'Z' ? x->host[i] + 32 : x->host[i]);
-    snprintf(x->key, sizeof(x->key), "%s:%s", x->host, x->port);
+    /* No printf here: it was a third of a miss's instructions (callgrind). */
+    char digits[8];
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + pn % 10);
+        pn /= 10;
+    } while (pn);
+    for (size_t i = 0; i < nd; i++)
+        x->port[i] = digits[nd - 1 - i];
+    x->port[nd] = '\0';
+    for (size_t i = 0; i < hlen; i++) {
+        char ch = x->host[i];
+        x->key[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    x->key[hlen] = ':';
+    memcpy(x->key + hlen + 1, x->port, nd + 1);
     for (const char *q = p; *q && *q != '#'; q++)
         if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)
             return false;
@@ -922,10 +934,14 @@ static bool build_head(struct h1_xfer *x, const struct up_request *req)
     } else if (req->body_stream && req->stream_len < 0) {
         buf_append_str(b, "Transfer-Encoding: chunked\r\n");
     } else if (req->body_stream) {
-        buf_appendf(b, "Content-Length: %lld\r\n", (long long)req->stream_len);
+        buf_append_str(b, "Content-Length: ");
+        buf_append_u64(b, (uint64_t)req->stream_len);
+        buf_append_str(b, "\r\n");
     } else if (req->body || up__is_method(m, "POST") || up__is_method(m, "PUT") ||
                up__is_method(m, "PATCH")) {
-        buf_appendf(b, "Content-Length: %zu\r\n", req->body ? req->body_len : 0);
+        buf_append_str(b, "Content-Length: ");
+        buf_append_u64(b, req->body ? req->body_len : 0);
+        buf_append_str(b, "\r\n");
     }
     buf_append_str(b, "\r\n");
     return true;

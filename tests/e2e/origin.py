@@ -35,6 +35,19 @@ Answers by path:
   /garbage              a non-HTTP answer, then closes
   /flaky                first call per path+query 200 "v1", later calls 500
                         (or as set by POST /__mode {"flaky": ...})
+  /bad/{kind}           a malformed (or, for ok and ok-chunked, a well-formed)
+                        answer written raw, then the connection closes; kinds
+                        in BAD_ANSWERS below (obs-fold, bare-lf, cl-te, ...)
+  /stall?ms=N           never answers: waits N ms (default 10000, at most
+                        60000; stops early when the client closes), then closes
+  /stall-body?bytes=B&ms=N  head (Content-Length 2*B) and B bytes, then as /stall
+  /slow-status?ms=N&code=C  sleeps N ms, then status C with a JSON body
+  /reset?ms=N           reads the request, waits N ms, then resets (RST) the
+                        connection without a byte of answer
+  /reset-mid-body?bytes=B&total=T&ms=N  head (Content-Length T), B bytes,
+                        waits N ms, then RST
+  /reset-mid-chunked?bytes=B&ms=N  chunked head, one chunk of B bytes, waits
+                        N ms, then RST (the last chunk never comes)
   anything else         JSON {"method", "path", "n"}: n counts that key
 
 A request header X-Origin-Status: NNN (any path) is counted, then answered
@@ -44,6 +57,10 @@ import argparse
 import email.utils
 import hashlib
 import json
+import os
+import select
+import socket
+import struct
 import sys
 import threading
 import time
@@ -56,6 +73,64 @@ REQUESTS = []        # last 50
 MODE = {"fail": 0, "flaky": None}
 INCOMPLETE = [0]     # requests whose body was cut short (not counted)
 MAX_BODY_KEPT = 65536
+
+
+def _bad_answers():
+    """/bad/{kind}: raw answers. Every kind except ok and ok-chunked is one a
+    strict HTTP/1.1 client must refuse (docs/upstream.md "Answers")."""
+    ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+    big_line = b"X-Big: " + b"b" * (70 * 1024) + b"\r\n"
+    many = b"".join(b"X-F%d: v\r\n" % i for i in range(300))
+    return {
+        # well-formed controls: a caching route stores these
+        "ok": ok + b"Content-Length: 2\r\n\r\nok",
+        "ok-chunked": ok + b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        # head syntax
+        "obs-fold": ok + b"X-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+        "bare-lf": b"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 2\n\nok",
+        "bare-lf-field": ok + b"X-A: a\nContent-Length: 2\r\n\r\nok",
+        "nul-value": ok + b"X-A: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+        "ctl-value": ok + b"X-A: a\x01b\r\nContent-Length: 2\r\n\r\nok",
+        "space-before-colon": ok + b"Content-Length : 2\r\n\r\nok",
+        "no-colon": ok + b"X-NoColon\r\nContent-Length: 2\r\n\r\nok",
+        "status-2000": b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+        "status-99": b"HTTP/1.1 099 OK\r\nContent-Length: 2\r\n\r\nok",
+        "status-alpha": b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok",
+        "http2": b"HTTP/2 200\r\nContent-Length: 2\r\n\r\nok",
+        "http12": b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "garbage": b"hello\r\n\r\n",
+        "switching": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
+                     b"Connection: Upgrade\r\n\r\nok",
+        "head-over-64k": ok + big_line + b"Content-Length: 2\r\n\r\nok",
+        "fields-over-256": ok + many + b"Content-Length: 2\r\n\r\nok",
+        # framing
+        "cl-te": ok + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"2\r\nok\r\n0\r\n\r\n",
+        "te-cl": ok + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"
+                      b"2\r\nok\r\n0\r\n\r\n",
+        "two-cl": ok + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\nok!",
+        "cl-plus": ok + b"Content-Length: +2\r\n\r\nok",
+        "cl-minus": ok + b"Content-Length: -1\r\n\r\nok",
+        "cl-list": ok + b"Content-Length: 2, 3\r\n\r\nok!",
+        "cl-huge": ok + b"Content-Length: 99999999999999999999999\r\n\r\nok",
+        "te-gzip": ok + b"Transfer-Encoding: gzip\r\n\r\nok",
+        "te-gzip-chunked": ok + b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+                                b"2\r\nok\r\n0\r\n\r\n",
+        "te-chunked-twice": ok + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
+                                 b"\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        "te-http10": b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"2\r\nok\r\n0\r\n\r\n",
+        # bodies
+        "short-body": ok + b"Content-Length: 100\r\n\r\n0123456789",
+        "bad-chunk-size": ok + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+        "chunk-size-overflow": ok + b"Transfer-Encoding: chunked\r\n\r\n"
+                                    b"10000000000000002\r\nok\r\n0\r\n\r\n",
+        "chunk-no-crlf": ok + b"Transfer-Encoding: chunked\r\n\r\n2\r\nokX\r\n0\r\n\r\n",
+        "chunked-cut": ok + b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n",
+    }
+
+
+BAD_ANSWERS = _bad_answers()
 
 
 def pattern(n):
@@ -215,11 +290,78 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if path.startswith("/bad/") and path[5:] in BAD_ANSWERS:
+            return self.write_and_close(BAD_ANSWERS[path[5:]])
+        if path == "/stall":
+            return self.stall(int(qv("ms", "10000")))
+        if path == "/stall-body":
+            b = int(qv("bytes", "100"))
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (2 * b, pattern(b)))
+            self.wfile.flush()
+            return self.stall(int(qv("ms", "10000")))
+        if path == "/slow-status":
+            time.sleep(int(qv("ms", "100")) / 1000.0)
+            code = int(qv("code", "500"))
+            return self.send_json(code, {"status": code, "path": self.path, "n": n})
+        if path == "/reset":
+            time.sleep(int(qv("ms", "0")) / 1000.0)
+            return self.reset_connection()
+        if path == "/reset-mid-body":
+            b = int(qv("bytes", "1000"))
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                             b"Content-Length: %d\r\n\r\n%s"
+                             % (int(qv("total", str(4 * b))), pattern(b)))
+            self.wfile.flush()
+            time.sleep(int(qv("ms", "100")) / 1000.0)
+            return self.reset_connection()
+        if path == "/reset-mid-chunked":
+            b = int(qv("bytes", "1000"))
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n"
+                             % (b, pattern(b)))
+            self.wfile.flush()
+            time.sleep(int(qv("ms", "100")) / 1000.0)
+            return self.reset_connection()
         if path == "/flaky":
             if flaky == "fail" or (flaky is None and n > 1):
                 return self.send_json(500, {"error": "flaky", "n": n})
             return self.send(200, "v1", "text/plain", [("X-N", str(n))])
         return self.send_json(200, {"method": self.command, "path": self.path, "n": n})
+
+    def write_and_close(self, data):
+        self.wfile.write(data)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def stall(self, ms):
+        """No answer: wait up to ms (at most 60 s), ending early when the
+        client closes its side, then close."""
+        deadline = time.monotonic() + min(ms, 60000) / 1000.0
+        self.close_connection = True
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                r, _, _ = select.select([self.connection], [], [], min(left, 0.2))
+                if r and not self.connection.recv(4096, socket.MSG_PEEK):
+                    return  # the client closed
+                if r:
+                    self.connection.recv(4096)  # discard (e.g. a pipelined request)
+            except OSError:
+                return
+
+    def reset_connection(self):
+        """Closes with SO_LINGER 0: the peer gets an RST, not a FIN."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            os.close(self.connection.detach())
+        except OSError:
+            pass
 
     def chunked(self, parts, delay_ms, n):
         self.send_response(200)

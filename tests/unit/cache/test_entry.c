@@ -60,24 +60,24 @@ static void test_layout_one_allocation(void **state)
     assert_int_equal(e->flags, 0);
 
     assert_memory_equal(e->key, "GET /pets/1 k=v", 16); /* NUL included */
-    assert_string_equal(e->method, "GET");
-    assert_string_equal(e->path, "/pets/1");
+    assert_string_equal(cache_entry_method(e), "GET");
+    assert_string_equal(cache_entry_path(e), "/pets/1");
     assert_int_equal(e->path_len, 7);
-    assert_int_equal(e->head_len, strlen(e->head));
-    assert_string_equal(e->head, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n");
+    assert_int_equal(e->head_len, strlen(cache_entry_head(e)));
+    assert_string_equal(cache_entry_head(e), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n");
     assert_int_equal(e->body_len, 11);
-    assert_memory_equal(e->body, "hello world", 11);
+    assert_memory_equal(cache_entry_body(e), "hello world", 11);
 
     /* Every span lives in the entry's own allocation, and charge is all of it. */
     assert_true(inside(e, e->key, e->key_len + 1u));
-    assert_true(inside(e, e->method, 4));
-    assert_true(inside(e, e->path, e->path_len + 1u));
-    assert_true(inside(e, e->tags, 5));
-    assert_true(inside(e, e->head, e->head_len + 1u));
-    assert_true(inside(e, e->body, e->body_len));
+    assert_true(inside(e, cache_entry_method(e), 4));
+    assert_true(inside(e, cache_entry_path(e), e->path_len + 1u));
+    assert_true(inside(e, cache_entry_tags(e), 5));
+    assert_true(inside(e, cache_entry_head(e), e->head_len + 1u));
+    assert_true(inside(e, cache_entry_body(e), e->body_len));
     size_t want = CACHE__ENTRY_HEADER + 16 + 4 + 8 + 5 + e->head_len + 1u + 11;
     assert_int_equal(e->charge, want);
-    assert_ptr_equal(e->body + e->body_len, (char *)e + e->charge);
+    assert_ptr_equal(cache_entry_body(e) + e->body_len, (char *)e + e->charge);
 
     cache_entry_release(&e);
     assert_null(e);
@@ -87,9 +87,9 @@ static void test_body_written_later(void **state)
 {
     struct cache_entry *e = build(NULL, NULL);
     assert_non_null(e);
-    memcpy(e->body, "12345", 5); /* body == NULL: the caller fills entry->body */
-    assert_memory_equal(e->body, "12345", 5);
-    assert_string_equal(e->tags, "");
+    memcpy(cache_entry_body_mut(e), "12345", 5); /* body == NULL: the caller fills entry->body */
+    assert_memory_equal(cache_entry_body(e), "12345", 5);
+    assert_string_equal(cache_entry_tags(e), "");
     cache_entry_release(&e);
 }
 
@@ -98,7 +98,7 @@ static void check_tags(const char *raw, const char *const *want, size_t n)
 {
     struct cache_entry *e = build(raw, "x");
     assert_non_null(e);
-    const char *t = e->tags;
+    const char *t = cache_entry_tags(e);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(t, want[i]);
         t += strlen(t) + 1;
@@ -144,7 +144,7 @@ static void test_ref_release(void **state)
     cache_entry_release(&r);
     assert_null(r);
     assert_int_equal(atomic_load(&e->refs), 1);
-    assert_memory_equal(e->body, "body", 4); /* still alive */
+    assert_memory_equal(cache_entry_body(e), "body", 4); /* still alive */
     cache_entry_release(&e);                 /* frees: ASan would report a leak otherwise */
     assert_null(e);
     cache_entry_release(&e); /* NULL: no-op */

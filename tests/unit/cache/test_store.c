@@ -178,7 +178,7 @@ static void test_replace_same_key(void **state)
     assert_int_equal(st.linked_bytes, e->charge);
     /* the replaced entry was unlinked but our ref keeps it readable */
     assert_int_equal(old->body_len, 10);
-    assert_string_equal(old->path, "/k");
+    assert_string_equal(cache_entry_path(old), "/k");
     cache_entry_release(&old);
     cache_entry_release(&e);
     cache_store_free(&s);

@@ -115,6 +115,9 @@ int route_resource_match(const struct route_resource *r, const char *path, size_
 static bool has_dot_segment(const struct span *segs, int n)
 {
     for (int i = 0; i < n; i++) {
+        /* Every dot segment starts with '.' or '%' (segments are never empty). */
+        if (segs[i].p[0] != '.' && segs[i].p[0] != '%')
+            continue;
         if (str_eq_c(segs[i].p, segs[i].len, ".") || str_eq_c(segs[i].p, segs[i].len, ".."))
             return true;
         /* Percent-encoded dots are dot segments to an origin that decodes. */
@@ -125,6 +128,23 @@ static bool has_dot_segment(const struct span *segs, int n)
             return true;
     }
     return false;
+}
+
+/* The method entry of a resource for a request method: its own entry, else
+ * ANY, else NULL. */
+static const struct route_method *pick_method(const struct route_resource *res,
+                                              const char *method, size_t method_len)
+{
+    const struct route_method *any = NULL, *own = NULL;
+    for (size_t i = 0; i < res->n_methods; i++) {
+        const struct route_method *rm = &res->methods[i];
+        if (rm->is_any)
+            any = rm;
+        else if (rm->http_method_len == method_len &&
+                 memcmp(method, rm->cfg->http_method, method_len) == 0)
+            own = rm;
+    }
+    return own ? own : any;
 }
 
 /* Finds resource and method in an API for a path within a stage. */
@@ -147,26 +167,23 @@ static int match_in_api(const struct route_api *api, const char *method, size_t 
         if (!best || score > best_score) {
             best = res;
             best_score = score;
+            /* Keep the winner's params: matching it again would cost more. */
+            memcpy(m->params, params, np * sizeof(params[0]));
+            m->n_params = np;
         }
     }
     if (!best)
         return ROUTE_NO_RESOURCE;
-    const struct route_method *any = NULL, *own = NULL;
-    for (size_t i = 0; i < best->n_methods; i++) {
-        const char *cm = best->methods[i].cfg->http_method;
-        if (strcmp(cm, "ANY") == 0)
-            any = &best->methods[i];
-        else if (str_eq_c(method, method_len, cm))
-            own = &best->methods[i];
-    }
-    if (!own && !any)
+    const struct route_method *rm = pick_method(best, method, method_len);
+    if (!rm) {
+        m->n_params = 0; /* a failed match fills nothing */
         return ROUTE_NO_METHOD;
+    }
     m->api = api;
     m->resource = best;
-    m->method = own ? own : any;
+    m->method = rm;
     m->path = path;
     m->path_len = path_len;
-    match_segs(best, segs, n, m->params, &m->n_params, &best_score);
     return ROUTE_OK;
 }
 
@@ -191,32 +208,22 @@ static size_t host_name_len(const char *host, size_t len)
     return colon ? (size_t)(colon - host) : len;
 }
 
-static const struct route_api *api_by_id(const struct route_table *t, const char *id, size_t *idx)
-{
-    for (size_t i = 0; i < t->n_apis; i++)
-        if (strcmp(t->apis[i].cfg->id, id) == 0) {
-            *idx = i;
-            return &t->apis[i];
-        }
-    return NULL;
-}
-
 /* The base path mapping for this request, most specific first: longer base
  * paths before shorter, host-specific before host-less. */
-static const struct cfg_base_path_mapping *find_mapping(const struct cfg_server *srv,
-                                                        const char *host, size_t host_len,
-                                                        const char *path, size_t path_len,
-                                                        size_t *rest_off)
+static const struct route_mapping *find_mapping(const struct route_table *t, const char *host,
+                                                size_t host_len, const char *path,
+                                                size_t path_len, size_t *rest_off)
 {
-    const struct cfg_base_path_mapping *best = NULL;
+    const struct route_mapping *best = NULL;
     size_t best_len = 0;
     bool best_host = false;
     size_t hl = host ? host_name_len(host, host_len) : 0;
-    for (size_t i = 0; i < srv->n_mappings; i++) {
-        const struct cfg_base_path_mapping *mp = &srv->mappings[i];
+    for (size_t i = 0; i < t->n_mappings; i++) {
+        const struct route_mapping *rmp = &t->mappings[i];
+        const struct cfg_base_path_mapping *mp = rmp->cfg;
         if (mp->host && !(host && str_ieq_c(host, hl, mp->host)))
             continue;
-        size_t bl = strlen(mp->base_path);
+        size_t bl = rmp->base_path_len;
         if (bl) {
             /* "/v1" must be followed by "/" or the end: "/v10" is not "/v1". */
             if (path_len < bl + 1 || memcmp(path + 1, mp->base_path, bl) != 0)
@@ -226,7 +233,7 @@ static const struct cfg_base_path_mapping *find_mapping(const struct cfg_server 
         }
         bool better = !best || bl > best_len || (bl == best_len && mp->host && !best_host);
         if (better) {
-            best = mp;
+            best = rmp;
             best_len = bl;
             best_host = mp->host != NULL;
         }
@@ -251,7 +258,8 @@ static int finish_match(const struct route_table *t, size_t api_idx, size_t stag
     m->api_index = api_idx;
     m->stage_index = stage_idx;
     m->stage = &api->cfg->stages[stage_idx];
-    int mi = route__method_index(method, method_len);
+    /* A request's own method entry already knows its index; ANY does not. */
+    int mi = m->method->is_any ? route__method_index(method, method_len) : m->method->method_index;
     m->settings = &m->method->settings[stage_idx * ROUTE_N_METHODS + (size_t)mi];
     return ROUTE_OK;
 }
@@ -265,14 +273,11 @@ int route_match(const struct route_table *t, const char *host, size_t host_len,
     if (path_len == 0 || path[0] != '/')
         return ROUTE_BAD_PATH;
     size_t rest_off;
-    const struct cfg_base_path_mapping *mp =
-        find_mapping(&t->cfg->server, host, host_len, path, path_len, &rest_off);
+    const struct route_mapping *mp = find_mapping(t, host, host_len, path, path_len, &rest_off);
     if (mp) {
-        size_t ai, si;
-        const struct route_api *api = api_by_id(t, mp->api, &ai);
-        GATE_ASSERT(api != NULL && find_stage(api->cfg, mp->stage, strlen(mp->stage), &si));
-        return finish_match(t, ai, si, method, method_len, path + rest_off, path_len - rest_off,
-                            m);
+        GATE_ASSERT(mp->resolved);
+        return finish_match(t, mp->api_index, mp->stage_index, method, method_len,
+                            path + rest_off, path_len - rest_off, m);
     }
     /* Which API: the only one, or the one whose id is the first Host label. */
     size_t ai = 0;
@@ -378,6 +383,24 @@ static int cmp_span(const void *a, const void *b)
     return c ? c : (x->len < y->len ? -1 : x->len > y->len);
 }
 
+/* Most queries have a handful of parameters: insertion sort beats qsort's
+ * setup and indirect calls there. Equal spans are equal bytes, so the key
+ * does not depend on which sort ran. */
+static void sort_spans(struct span *v, size_t n)
+{
+    if (n > 16) {
+        qsort(v, n, sizeof(v[0]), cmp_span);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct span x = v[i];
+        size_t j = i;
+        for (; j > 0 && cmp_span(&v[j - 1], &x) > 0; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
+}
+
 /* Every query parameter, sorted, so "?a=1&b=2" and "?b=2&a=1" share an entry. */
 static void query_all(const char *q, size_t qlen, struct buf *out)
 {
@@ -386,8 +409,8 @@ static void query_all(const char *q, size_t qlen, struct buf *out)
     size_t i = 0;
     while (q && i < qlen) {
         size_t start = i;
-        while (i < qlen && q[i] != '&')
-            i++;
+        const char *amp = memchr(q + start, '&', qlen - start);
+        i = amp ? (size_t)(amp - q) : qlen;
         if (i > start) {
             if (n == GATE_ARRAY_LEN(pairs)) {
                 /* Too many to sort here: the raw query still keys exactly. */
@@ -400,7 +423,7 @@ static void query_all(const char *q, size_t qlen, struct buf *out)
         }
         i++;
     }
-    qsort(pairs, n, sizeof(pairs[0]), cmp_span);
+    sort_spans(pairs, n);
     for (size_t k = 0; k < n; k++) {
         buf_append(out, pairs[k].p, pairs[k].len);
         buf_append_char(out, '&');

@@ -66,6 +66,10 @@ struct route_invalidation {
 
 struct route_method {
     const struct cfg_method *cfg; /* borrowed */
+    /* Precomputed from cfg->http_method so matching compares no C strings. */
+    size_t http_method_len;
+    bool is_any;              /* "ANY" */
+    int method_index;         /* route__method_index of http_method (not ANY) */
     struct route_keyparam *keyparams; /* owned by the table */
     size_t n_keyparams;
     bool keys_authorization; /* Authorization is a key header: no BYPASS for it */
@@ -93,10 +97,20 @@ struct route_api {
     size_t n_resources;
 };
 
+/* A base path mapping resolved to table indexes once, not per request. */
+struct route_mapping {
+    const struct cfg_base_path_mapping *cfg; /* borrowed */
+    size_t base_path_len;
+    bool resolved; /* api and stage exist (config validation guarantees it) */
+    size_t api_index, stage_index;
+};
+
 struct route_table {
     const struct cfg *cfg; /* borrowed */
     struct route_api *apis; /* owned */
     size_t n_apis;
+    struct route_mapping *mappings; /* owned: cfg->server.mappings, same order */
+    size_t n_mappings;
 };
 
 /* Builds the table of a validated snapshot. owned: route_table_free. */

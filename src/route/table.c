@@ -84,6 +84,9 @@ static void build_method(const struct cfg_api *api, const struct cfg_resource *r
                          const struct cfg_method *cm, struct route_method *rm)
 {
     rm->cfg = cm;
+    rm->http_method_len = strlen(cm->http_method);
+    rm->is_any = strcmp(cm->http_method, "ANY") == 0;
+    rm->method_index = route__method_index(cm->http_method, rm->http_method_len);
     rm->n_keyparams = cm->n_cache_key_parameters;
     rm->keyparams = xcalloc(rm->n_keyparams ? rm->n_keyparams : 1, sizeof(*rm->keyparams));
     for (size_t i = 0; i < rm->n_keyparams; i++) {
@@ -147,6 +150,26 @@ uint64_t route_label_hash(const char *api, const char *stage, const char *resour
     return h;
 }
 
+static void resolve_mapping(const struct route_table *t, const struct cfg_base_path_mapping *mp,
+                            struct route_mapping *out)
+{
+    out->cfg = mp;
+    out->base_path_len = strlen(mp->base_path);
+    for (size_t a = 0; a < t->n_apis; a++) {
+        const struct cfg_api *ca = t->apis[a].cfg;
+        if (strcmp(ca->id, mp->api) != 0)
+            continue;
+        for (size_t s = 0; s < ca->n_stages; s++)
+            if (strcmp(ca->stages[s].name, mp->stage) == 0) {
+                out->api_index = a;
+                out->stage_index = s;
+                out->resolved = true;
+                return;
+            }
+        return;
+    }
+}
+
 struct route_table *route_table_new(const struct cfg *cfg)
 {
     struct route_table *t = xcalloc(1, sizeof(*t));
@@ -170,6 +193,10 @@ struct route_table *route_table_new(const struct cfg *cfg)
                 build_method(ca, cr, &cr->methods[m], &rr->methods[m]);
         }
     }
+    t->n_mappings = cfg->server.n_mappings;
+    t->mappings = xcalloc(t->n_mappings ? t->n_mappings : 1, sizeof(*t->mappings));
+    for (size_t i = 0; i < t->n_mappings; i++)
+        resolve_mapping(t, &cfg->server.mappings[i], &t->mappings[i]);
     return t;
 }
 
@@ -201,6 +228,7 @@ void route_table_free(struct route_table **tp)
         free(ra->resources);
     }
     free(t->apis);
+    free(t->mappings);
     free(t);
     *tp = NULL;
 }

@@ -20,7 +20,6 @@
 
 static void conn_read_start(struct conn *c);
 static void conn_read_stop(struct conn *c);
-static void on_linger_timeout(uv_timer_t *t);
 static void fail_body(struct conn *c, int status, const char *msg);
 static void process_input(struct conn *c);
 
@@ -182,7 +181,7 @@ void conn_linger(struct conn *c)
         conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, on_linger_timeout, 1000, 0);
+    conn_arm_timer(c, 1000); /* on_timer closes a lingering connection */
     conn_read_start(c);
 }
 
@@ -195,6 +194,8 @@ static void on_handle_closed(uv_handle_t *h)
     buf_free(&c->in);
     free(c);
     w->n_conns--;
+    if (w->n_conns == 0)
+        req_free_spare(w); /* no request can come before the next accept */
     atomic_fetch_sub(&srv.n_conns, 1);
     if (w->stopping && w->n_conns == 0)
         wrk_poke(w); /* let the drain see the last connection go */
@@ -223,9 +224,20 @@ void conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
-static void on_timeout(uv_timer_t *t)
+/* ================= the connection timer ================= */
+
+/* One timer per connection with one deadline (c->deadline_ms, loop time).
+ * The libuv timer may be due before the deadline; it then re-arms itself
+ * for the rest (a lazy timer). Every request on a keep-alive connection moves
+ * the deadline later (header, idle, header...), and this way that costs no
+ * timer-heap update; stopping only clears c->timer_on. */
+
+static void on_timeout(struct conn *c)
 {
-    struct conn *c = t->data;
+    if (c->lingering) {
+        conn_close(c); /* the client did not close in time */
+        return;
+    }
     switch (c->state) {
     case CONN_HEAD:
     case CONN_BODY:
@@ -245,14 +257,42 @@ static void on_timeout(uv_timer_t *t)
     }
 }
 
-static void on_linger_timeout(uv_timer_t *t)
+static void start_uv_timer(struct conn *c, uint64_t now);
+
+static void on_timer(uv_timer_t *t)
 {
-    conn_close(t->data);
+    struct conn *c = t->data;
+    c->timer_due_ms = 0; /* a one-shot timer: not running any more */
+    if (!c->timer_on)
+        return;
+    uint64_t now = uv_now(&c->w->loop);
+    if (now < c->deadline_ms) {
+        start_uv_timer(c, now); /* the deadline moved on since it was started */
+        return;
+    }
+    c->timer_on = false;
+    on_timeout(c);
+}
+
+static void start_uv_timer(struct conn *c, uint64_t now)
+{
+    uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
+    c->timer_due_ms = c->deadline_ms;
 }
 
 void conn_arm_timer(struct conn *c, uint32_t ms)
 {
-    uv_timer_start(&c->timer, on_timeout, ms, 0);
+    uint64_t now = uv_now(&c->w->loop);
+    c->deadline_ms = now + ms;
+    c->timer_on = true;
+    /* A running timer due no later than the deadline will re-arm itself. */
+    if (c->timer_due_ms == 0 || c->timer_due_ms > c->deadline_ms)
+        start_uv_timer(c, now);
+}
+
+void conn_stop_timer(struct conn *c)
+{
+    c->timer_on = false;
 }
 
 static const struct cfg_limits *limits(struct conn *c)
@@ -365,11 +405,7 @@ static void process_input_loop(struct conn *c);
  * rebased), so later reads may grow c->in freely. */
 static struct req *take_head(struct conn *c, size_t head_len, const struct http_request *parsed)
 {
-    struct req *r = xmalloc(sizeof(*r));
-    memset(r, 0, offsetof(struct req, hr));
-    r->c = c;
-    r->started_ms = util_now_ms();
-    r->head = xmalloc(head_len + 1);
+    struct req *r = req_new(c, head_len);
     memcpy(r->head, c->in.data, head_len);
     r->head[head_len] = '\0';
     r->head_len = head_len;
@@ -394,11 +430,6 @@ static struct req *take_head(struct conn *c, size_t head_len, const struct http_
         REBASE(r->hr.headers[i].value);
     }
 #undef REBASE
-    buf_init(&r->body);
-    buf_init(&r->key);
-    buf_init(&r->url);
-    buf_init(&r->store_head);
-    buf_init(&r->store_body);
     buf_consume(&c->in, head_len);
     return r;
 }
@@ -406,7 +437,7 @@ static struct req *take_head(struct conn *c, size_t head_len, const struct http_
 static void start_request(struct conn *c)
 {
     if (!c->req->body_streaming)
-        uv_timer_stop(&c->timer);
+        conn_stop_timer(c);
     c->state = CONN_BUSY;
     c->keep_alive = c->req->hr.keep_alive && !c->w->stopping;
     req_dispatch(c->req);
@@ -498,7 +529,7 @@ static void stream_body(struct conn *c)
     conn_arm_timer(c, limits(c)->body_timeout_ms);
     if (done) {
         r->body_done = true;
-        uv_timer_stop(&c->timer);
+        conn_stop_timer(c);
     }
     req_body_more(r);
 }

@@ -19,21 +19,12 @@
 
 /* ================= small helpers ================= */
 
-static const char *find_header(struct req *r, const char *name, size_t *len)
-{
-    const struct http_header *h = http_find_header(r->hr.headers, r->hr.num_headers, name);
-    if (!h)
-        return NULL;
-    *len = h->value_len;
-    return h->value;
-}
-
 static const char *view_header(void *ctx, const char *name, size_t name_len, size_t *value_len)
 {
     struct req *r = ctx;
     for (size_t i = 0; i < r->hr.num_headers; i++) {
         const struct http_header *h = &r->hr.headers[i];
-        if (str_ieq(h->name, h->name_len, name, name_len)) {
+        if (h->name_len == name_len && str_ieq(h->name, h->name_len, name, name_len)) {
             *value_len = h->value_len;
             return h->value;
         }
@@ -41,17 +32,25 @@ static const char *view_header(void *ctx, const char *name, size_t name_len, siz
     return NULL;
 }
 
-static const char *cache_status_name(enum req_mode mode)
+/* The first header `name` (case-insensitive), NULL if absent. Inline, so a
+ * literal name's length is a constant: every hit asks for several. */
+static inline const char *find_header(struct req *r, const char *name, size_t *len)
+{
+    return view_header(r, name, strlen(name), len);
+}
+
+/* The X-Cache-Status line of a mode, NULL for REQ_PLAIN. */
+static const char *cache_status_line(enum req_mode mode)
 {
     switch (mode) {
     case REQ_MISS:
-        return "MISS";
+        return "X-Cache-Status: MISS\r\n";
     case REQ_BYPASS:
-        return "BYPASS";
+        return "X-Cache-Status: BYPASS\r\n";
     case REQ_REFRESH:
-        return "REFRESH";
+        return "X-Cache-Status: REFRESH\r\n";
     case REQ_EXPIRED:
-        return "EXPIRED";
+        return "X-Cache-Status: EXPIRED\r\n";
     default:
         return NULL;
     }
@@ -62,19 +61,38 @@ static const char *cache_status_name(enum req_mode mode)
 #define WARNING_UNAUTHORIZED                                                                       \
     "Warning: 199 gatecache \"Cache-Control: max-age=0 ignored: not authorized to invalidate "     \
     "the cache\"\r\n"
+#define CONNECTION_CLOSE "Connection: close\r\n"
 
-/* Headers gatecache adds to every answer of a caching method. */
-static void append_cache_headers(struct req *r, struct buf *b, const char *status)
+/* Room cache_headers needs: the longest status line, both optional lines. */
+#define CACHE_HEADERS_MAX                                                                          \
+    (sizeof("X-Cache-Status: REFRESH\r\n") + sizeof(WARNING_UNAUTHORIZED) + sizeof(CONNECTION_CLOSE))
+
+static size_t put(char *p, const char *s, size_t n)
 {
-    if (status) {
-        buf_append_str(b, "X-Cache-Status: ");
-        buf_append_str(b, status);
-        buf_append_str(b, "\r\n");
-    }
+    memcpy(p, s, n);
+    return n;
+}
+
+/* Writes the headers gatecache adds to every answer of a caching method
+ * (status_line may be NULL) into out, which has CACHE_HEADERS_MAX bytes of
+ * room; returns their length. Plain copies: this runs on every hit. */
+static size_t cache_headers(const struct req *r, char *out, const char *status_line)
+{
+    size_t n = 0;
+    if (status_line)
+        n += put(out + n, status_line, strlen(status_line));
     if (r->warn_unauthorized)
-        buf_append_str(b, WARNING_UNAUTHORIZED);
+        n += put(out + n, WARNING_UNAUTHORIZED, sizeof(WARNING_UNAUTHORIZED) - 1);
     if (!r->c->keep_alive)
-        buf_append_str(b, "Connection: close\r\n");
+        n += put(out + n, CONNECTION_CLOSE, sizeof(CONNECTION_CLOSE) - 1);
+    return n;
+}
+
+static void append_cache_headers(struct req *r, struct buf *b, const char *status_line)
+{
+    buf_reserve(b, CACHE_HEADERS_MAX);
+    b->len += cache_headers(r, b->data + b->len, status_line);
+    b->data[b->len] = '\0';
 }
 
 static void release_fill(struct req *r)
@@ -87,6 +105,43 @@ static void release_fill(struct req *r)
         wrk_notify_fill(r->cache, r->hash, mask);
 }
 
+/* ================= request memory ================= */
+
+static void req_destroy(struct req *r)
+{
+    free(r->head);
+    buf_free(&r->key);
+    free(r);
+}
+
+struct req *req_new(struct conn *c, size_t head_len)
+{
+    struct req *r = c->w->spare_req;
+    c->w->spare_req = NULL;
+    if (!r) {
+        r = xmalloc(sizeof(*r));
+        r->head = NULL;
+        r->head_cap = 0;
+        buf_init(&r->key);
+    }
+    memset(r, 0, offsetof(struct req, head));
+    if (r->head_cap < head_len + 1) {
+        free(r->head);
+        r->head_cap = head_len + 1;
+        r->head = xmalloc(r->head_cap);
+    }
+    r->c = c;
+    return r;
+}
+
+/* Frees a buffer only when it holds memory: most requests never touch
+ * these, and the calls are per request. */
+static void buf_drop(struct buf *b)
+{
+    if (b->data)
+        buf_free(b);
+}
+
 void req_free(struct req **rp)
 {
     struct req *r = *rp;
@@ -95,14 +150,28 @@ void req_free(struct req **rp)
     *rp = NULL;
     release_fill(r);
     cache_entry_release(&r->stale);
-    free(r->head);
-    free(r->up_headers);
-    buf_free(&r->body);
-    buf_free(&r->key);
-    buf_free(&r->url);
-    buf_free(&r->store_head);
-    buf_free(&r->store_body);
-    free(r);
+    if (r->up_headers)
+        free(r->up_headers);
+    buf_drop(&r->body);
+    buf_drop(&r->url);
+    buf_drop(&r->store_head);
+    buf_drop(&r->store_body);
+#ifndef GATE_ASAN
+    struct wrk *w = r->c->w;
+    if (!w->spare_req) {
+        buf_reset(&r->key);
+        w->spare_req = r;
+        return;
+    }
+#endif
+    req_destroy(r);
+}
+
+void req_free_spare(struct wrk *w)
+{
+    if (w->spare_req)
+        req_destroy(w->spare_req);
+    w->spare_req = NULL;
 }
 
 void req_abort(struct req *r)
@@ -158,15 +227,10 @@ static void build_json(struct wrk *w, struct buf *b, int status, const char *msg
 void req_respond_json(struct req *r, int status, const char *msg, const char *error_type)
 {
     struct conn *c = r->c;
-    struct buf b, extra;
+    struct buf b;
     buf_init(&b);
-    buf_init(&extra);
     /* An error of a caching method still says what the cache did. */
-    const char *cs = cache_status_name(r->mode);
-    if (cs)
-        buf_appendf(&extra, "X-Cache-Status: %s\r\n", cs);
-    build_json(c->w, &b, status, msg, error_type, extra.data, !c->keep_alive);
-    buf_free(&extra);
+    build_json(c->w, &b, status, msg, error_type, cache_status_line(r->mode), !c->keep_alive);
     conn_write_copy(c, b.data, r->is_head ? (size_t)(strstr(b.data, "\r\n\r\n") - b.data) + 4
                                           : b.len);
     buf_free(&b);
@@ -252,9 +316,32 @@ static char *open_entry(struct req *r, const struct cache_entry *e, size_t *len)
     return plain;
 }
 
-/* Answers from an entry. False (nothing written) when the entry is
- * encrypted and does not open. */
-static bool serve_entry(struct req *r, struct cache_entry *e, const char *status, bool is_hit)
+/* Writes v in decimal at p; returns the digit count. */
+static size_t put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return put(p, tmp + i, sizeof(tmp) - i);
+}
+
+/* The status code of a stored head, which starts "HTTP/1.1 NNN " (what
+ * atoi would read there, without its locale and sign handling). */
+static int stored_status(const struct cache_entry *e)
+{
+    int status = 0;
+    for (const char *p = cache_entry_head(e) + 9; *p >= '0' && *p <= '9'; p++)
+        status = status * 10 + (*p - '0');
+    return status;
+}
+
+/* Answers from an entry; now (util_now_ms) dates its Age. False (nothing
+ * written) when the entry is encrypted and does not open. */
+static bool serve_entry(struct req *r, struct cache_entry *e, const char *status_line,
+                        bool is_hit, int64_t now)
 {
     char *plain = NULL;
     size_t plain_len = 0;
@@ -269,31 +356,29 @@ static bool serve_entry(struct req *r, struct cache_entry *e, const char *status
     }
     if (is_hit)
         count_hit(r);
-    struct buf b;
-    buf_init(&b);
-    int64_t age = (util_now_ms() - e->stored_ms) / 1000;
-    buf_append_str(&b, "Age: ");
-    buf_append_u64(&b, (uint64_t)(age > 0 ? age : 0));
-    buf_append_str(&b, "\r\n");
-    append_cache_headers(r, &b, status);
-    buf_append_str(&b, "\r\n");
+    /* Age and the cache headers, on the stack: no allocation per hit. */
+    char extra[sizeof("Age: \r\n") + 20 + CACHE_HEADERS_MAX + 2];
+    int64_t age = (now - e->stored_ms) / 1000;
+    size_t n = put(extra, "Age: ", 5);
+    n += put_u64(extra + n, (uint64_t)(age > 0 ? age : 0));
+    n += put(extra + n, "\r\n", 2);
+    n += cache_headers(r, extra + n, status_line);
+    n += put(extra + n, "\r\n", 2);
     if (plain) {
         /* Decrypted bodies are copies: head, extra and plaintext in one write. */
         struct buf out;
         buf_init(&out);
         buf_append(&out, cache_entry_head(e), e->head_len);
-        buf_append(&out, b.data, b.len);
+        buf_append(&out, extra, n);
         if (!r->is_head)
             buf_append(&out, plain, plain_len);
         conn_write_copy(r->c, out.data, out.len);
         buf_free(&out);
         free(plain);
     } else {
-        conn_write_entry(r->c, e, b.data, b.len, !r->is_head);
+        conn_write_entry(r->c, e, extra, n, !r->is_head);
     }
-    buf_free(&b);
-    /* The stored head starts "HTTP/1.1 NNN ". */
-    met_request_done(r->c->w->metrics, r->met, atoi(cache_entry_head(e) + 9), r->c->met_head_ns);
+    met_request_done(r->c->w->metrics, r->met, stored_status(e), r->c->met_head_ns);
     conn_request_done(r->c);
     return true;
 }
@@ -310,7 +395,7 @@ static bool serve_stale(struct req *r)
     struct cache_entry *e = r->stale;
     r->stale = NULL;
     release_fill(r);
-    bool ok = serve_entry(r, e, "STALE", false);
+    bool ok = serve_entry(r, e, "X-Cache-Status: STALE\r\n", false, util_now_ms());
     cache_entry_release(&e);
     return ok;
 }
@@ -538,7 +623,7 @@ static void on_up_head(void *ud, int status, const struct up_header *h, size_t n
     } else if (!no_body) {
         c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
     }
-    append_cache_headers(r, &out, cache_status_name(r->mode));
+    append_cache_headers(r, &out, cache_status_line(r->mode));
     buf_append_str(&out, "\r\n");
     conn_write_copy(c, out.data, out.len);
     buf_free(&out);
@@ -784,7 +869,7 @@ void req_resume_waiter(struct req *r, bool timed_out)
     struct conn *c = r->c;
     if (timed_out)
         wrk_wait_remove(c->w, r);
-    uv_timer_stop(&c->timer);
+    conn_stop_timer(c);
     r->waited = true;
     lookup_or_fill(r);
 }
@@ -796,7 +881,7 @@ static void lookup_or_fill(struct req *r)
     struct cache_entry *e =
         cache_store_get(r->cache->store, r->key.data, r->key.len, r->hash, now, &fresh);
     if (e && fresh) {
-        if (serve_entry(r, e, "HIT", true)) {
+        if (serve_entry(r, e, "X-Cache-Status: HIT\r\n", true, now)) {
             cache_entry_release(&e);
             return;
         }
@@ -887,13 +972,32 @@ static bool api_key_ok(struct req *r)
     return ok;
 }
 
+/* The metrics series of a matched request. met_series_of hashes and compares
+ * four label strings; a worker mostly sees the same few routes again, so it
+ * remembers recent answers. Series never move (metrics.h): reuse is safe. */
+static struct met_series *route_series(struct req *r)
+{
+    struct wrk *w = r->c->w;
+    uintptr_t slot = ((uintptr_t)r->m.method >> 4) ^ r->m.stage_index;
+    struct wrk_series_memo *memo = &w->series_memo[slot & (WRK_SERIES_MEMO - 1)];
+    uint64_t version = r->c->rt->version;
+    if (memo->rt_version != version || memo->method != r->m.method ||
+        memo->stage_index != r->m.stage_index) {
+        memo->series = met_series_of(w->metrics, &r->m);
+        memo->rt_version = version;
+        memo->method = r->m.method;
+        memo->stage_index = r->m.stage_index;
+    }
+    return memo->series;
+}
+
 void req_dispatch(struct req *r)
 {
     struct conn *c = r->c;
     r->is_head = str_eq_c(r->hr.method, r->hr.method_len, "HEAD");
     int rc = route_match(c->rt->routes, r->hr.host, r->hr.host_len, r->hr.method,
                          r->hr.method_len, r->hr.path, r->hr.path_len, &r->m);
-    r->met = met_series_of(c->w->metrics, rc == ROUTE_OK ? &r->m : NULL);
+    r->met = rc == ROUTE_OK ? route_series(r) : met_series_of(c->w->metrics, NULL);
     switch (rc) {
     case ROUTE_OK:
         break;

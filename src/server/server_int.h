@@ -23,6 +23,17 @@ struct wrk_wake {
     uint64_t hash;
 };
 
+/* A remembered metrics series of a route: (snapshot version, method entry,
+ * stage) determine the series' labels, so equal keys mean the same series. */
+struct wrk_series_memo {
+    uint64_t rt_version;
+    const struct route_method *method; /* compared, never dereferenced */
+    size_t stage_index;
+    struct met_series *series; /* borrowed from the worker's metrics shard */
+};
+
+#define WRK_SERIES_MEMO 16 /* slots, a power of two */
+
 struct wrk {
     unsigned id;
     pthread_t thread;
@@ -45,6 +56,13 @@ struct wrk {
     char date[32];          /* cached IMF-fixdate of `date_sec` */
     struct http_request parse_scratch; /* heads are parsed here, then moved to their req */
     int64_t date_sec;
+    /* owned: the last finished request, its head and key memory kept, so the
+     * next request allocates nothing (req_new); freed with the worker's last
+     * connection (conn.c). Always NULL under GATE_ASAN, where every request
+     * is a fresh allocation so use-after-free is still caught. */
+    struct req *spare_req;
+    /* Series lookups of recent routes (request.c): direct-mapped by method. */
+    struct wrk_series_memo series_memo[WRK_SERIES_MEMO];
 };
 
 enum conn_state {
@@ -74,6 +92,11 @@ struct conn {
     struct srv_runtime *rt; /* ref held while a request is in flight */
     char peer[64];         /* client IP, for X-Forwarded-For */
     uint64_t met_head_ns;  /* met_now_ns() at the first byte of the current request head */
+    /* The connection timer (conn.c): its action runs at deadline_ms (loop
+     * time) when timer_on; the libuv timer runs when timer_due_ms != 0. */
+    bool timer_on;
+    uint64_t deadline_ms;
+    uint64_t timer_due_ms;
 };
 
 enum req_mode {
@@ -85,9 +108,9 @@ enum req_mode {
 };
 
 struct req {
+    /* req_new zeroes the fields up to `head` only. */
     struct conn *c;         /* borrowed: the connection owns the request */
     struct req *wnext, *wprev; /* worker's waiting list */
-    char *head;             /* owned: copy of the request head bytes */
     size_t head_len;
     struct buf body;        /* decoded request body (streamed: bytes not yet sent) */
     size_t body_sent;       /* streamed: bytes of `body` already given to the integration */
@@ -97,9 +120,7 @@ struct req {
     uint64_t body_left;     /* Content-Length bytes still to read */
     struct http_chunked chunked;
     bool sent_continue;
-    int64_t started_ms;
 
-    struct route_match m;
     struct srv_stage_cache *cache; /* borrowed from c->rt */
     struct met_series *met; /* borrowed from the worker's shard (NULL: no route yet) */
     uint64_t met_up_ns;     /* met_now_ns() when the integration call started */
@@ -109,7 +130,6 @@ struct req {
     bool filler;            /* holds the fill claim of key/hash */
     bool warn_unauthorized; /* add the Warning header */
     bool invalidation_sig;  /* Authorization is a SigV4 signature asking for max-age=0 */
-    struct buf key;
     uint64_t hash;
     struct cache_entry *stale; /* ref: expired entry kept for stale-if-error */
 
@@ -118,7 +138,6 @@ struct req {
     struct buf url;
     struct up_header *up_headers; /* owned array (values point into head/body) */
     size_t n_up_headers;
-    char xff[256];
     int status;
     bool head_sent;
     bool chunked_out;       /* framing to the client */
@@ -129,8 +148,16 @@ struct req {
     struct buf store_body;
     size_t tags_off;        /* Cache-Tag value inside store_head */
     size_t tags_len;
-    /* Last, so a new request zeroes only the fields above and copies only the
-     * headers in use (the array holds HTTP_MAX_HEADERS_HARD). */
+
+    /* Not zeroed by req_new: memory kept when a request is reused, then
+     * fields each request writes before it reads them. */
+    char *head;             /* owned: copy of the request head bytes (head_cap bytes) */
+    size_t head_cap;
+    struct buf key;         /* the cache key; empty when a request starts */
+    struct route_match m;   /* written by route_match in req_dispatch */
+    char xff[256];          /* written by build_upstream_headers */
+    /* Last, so a new request copies only the headers in use (the array holds
+     * HTTP_MAX_HEADERS_HARD). */
     struct http_request hr; /* spans point into head */
 };
 
@@ -162,10 +189,15 @@ void conn_close(struct conn *c);
 void conn_linger(struct conn *c);
 /* (Re)starts the connection timer: in CONN_BUSY it bounds a coalescing wait. */
 void conn_arm_timer(struct conn *c, uint32_t ms);
+void conn_stop_timer(struct conn *c);
 size_t conn_write_queue(const struct conn *c);
 void conn_drain(struct wrk *w);
 
 /* request.c */
+/* A request of c with room for a head of head_len bytes (plus NUL) at
+ * r->head; fields up to `head` are zero, the rest are the caller's to fill.
+ * owned: req_free. */
+struct req *req_new(struct conn *c, size_t head_len);
 void req_dispatch(struct req *r);
 /* True when the body need not be read whole before dispatch (conn.c asks
  * right after the head): an HTTP_PROXY method that does not cache. */
@@ -173,7 +205,10 @@ bool req_body_streamable(struct req *r);
 /* More streamed body bytes arrived (or the body ended). */
 void req_body_more(struct req *r);
 void req_abort(struct req *r); /* the connection is going away */
+/* Ends a request; its memory may be kept as the worker's spare_req. */
 void req_free(struct req **r);
+/* Frees the worker's spare request (its last connection closed). */
+void req_free_spare(struct wrk *w);
 void req_resume_waiter(struct req *r, bool timed_out);
 void req_write_drained(struct req *r);
 /* Error answers: {"message": msg}, with Connection: close when `close`. */

@@ -87,35 +87,14 @@ void buf_init(struct buf *b)
     b->cap = 0;
 }
 
-void buf_reserve(struct buf *b, size_t extra)
+void buf__grow(struct buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
-    if (need <= b->cap)
-        return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
-}
-
-void buf_append(struct buf *b, const void *data, size_t n)
-{
-    buf_reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void buf_append_str(struct buf *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
-}
-
-void buf_append_char(struct buf *b, char c)
-{
-    buf_append(b, &c, 1);
 }
 
 void buf_appendf(struct buf *b, const char *fmt, ...)
@@ -193,17 +172,6 @@ bool str_ieq(const char *a, size_t alen, const char *b, size_t blen)
         if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
             return false;
     return true;
-}
-
-bool str_ieq_c(const char *a, size_t alen, const char *cstr)
-{
-    return str_ieq(a, alen, cstr, strlen(cstr));
-}
-
-bool str_eq_c(const char *a, size_t alen, const char *cstr)
-{
-    size_t n = strlen(cstr);
-    return alen == n && memcmp(a, cstr, n) == 0;
 }
 
 bool str_has_prefix(const char *s, const char *prefix)

@@ -45,10 +45,30 @@ struct buf {
     size_t cap;
 };
 void buf_init(struct buf *b);
-void buf_reserve(struct buf *b, size_t extra);
-void buf_append(struct buf *b, const void *data, size_t n);
-void buf_append_str(struct buf *b, const char *s);
-void buf_append_char(struct buf *b, char c);
+void buf__grow(struct buf *b, size_t extra); /* internal: buf_reserve's slow path */
+/* Reserve and appends are inline: they run several times per request, and
+ * with a string literal the compiler folds strlen into a constant. */
+static inline void buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->len + extra + 1 > b->cap)
+        buf__grow(b, extra);
+}
+static inline void buf_append(struct buf *b, const void *data, size_t n)
+{
+    buf_reserve(b, n);
+    if (n)
+        __builtin_memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+static inline void buf_append_str(struct buf *b, const char *s)
+{
+    buf_append(b, s, __builtin_strlen(s));
+}
+static inline void buf_append_char(struct buf *b, char c)
+{
+    buf_append(b, &c, 1);
+}
 void buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_append_u64(struct buf *b, uint64_t v);
 void buf_consume(struct buf *b, size_t n); /* drop n bytes from the front */
@@ -58,8 +78,16 @@ char *buf_steal(struct buf *b, size_t *len); /* owned: free(); leaves b empty */
 
 /* ---- strings ---- */
 bool str_ieq(const char *a, size_t alen, const char *b, size_t blen);
-bool str_ieq_c(const char *a, size_t alen, const char *cstr);
-bool str_eq_c(const char *a, size_t alen, const char *cstr);
+/* Inline so that a literal's length is a compile-time constant. */
+static inline bool str_ieq_c(const char *a, size_t alen, const char *cstr)
+{
+    return str_ieq(a, alen, cstr, __builtin_strlen(cstr));
+}
+static inline bool str_eq_c(const char *a, size_t alen, const char *cstr)
+{
+    size_t n = __builtin_strlen(cstr);
+    return alen == n && __builtin_memcmp(a, cstr, n) == 0;
+}
 bool str_has_prefix(const char *s, const char *prefix);
 /* Parses a decimal uint64 of the whole span; false on empty, sign, overflow. */
 bool str_to_u64(const char *s, size_t len, uint64_t *out);

@@ -248,7 +248,7 @@ static void on_timeout(struct conn *c)
         if (c->req && c->req->body_streaming && !c->req->body_done)
             fail_body(c, 408, "Request Timeout"); /* the streamed body stalled */
         else if (c->req)
-            req_resume_waiter(c->req, true); /* bounded wait for a coalesced fill */
+            req_resume_waiter(c->req, true, 0); /* bounded wait for a coalesced fill */
         else
             conn_close(c); /* an error answer the client does not read */
         break;

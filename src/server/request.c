@@ -95,14 +95,20 @@ static void append_cache_headers(struct req *r, struct buf *b, const char *statu
     b->data[b->len] = '\0';
 }
 
-static void release_fill(struct req *r)
+/* Ends this request's fill and wakes the requests waiting for it. */
+static void release_fill_status(struct req *r, int failed_status)
 {
     if (!r->filler)
         return;
     r->filler = false;
     uint64_t mask = cache_store_end_fill(r->cache->store, r->key.data, r->key.len, r->hash);
     if (mask)
-        wrk_notify_fill(r->cache, r->hash, mask);
+        wrk_notify_fill(r->cache, r->hash, mask, failed_status);
+}
+
+static void release_fill(struct req *r)
+{
+    release_fill_status(r, 0);
 }
 
 /* ================= request memory ================= */
@@ -398,6 +404,16 @@ static bool serve_stale(struct req *r)
     bool ok = serve_entry(r, e, "X-Cache-Status: STALE\r\n", false, util_now_ms());
     cache_entry_release(&e);
     return ok;
+}
+
+/* 502 when the integration could not be reached or answered garbage, 504
+ * when it did not answer within timeout_ms: API Gateway's messages. */
+static void respond_integration_failure(struct req *r, int status)
+{
+    if (status == 504)
+        req_respond_json(r, 504, "Endpoint request timed out", NULL);
+    else
+        req_respond_json(r, 502, "Internal server error", NULL);
 }
 
 /* ================= the integration call ================= */
@@ -766,13 +782,11 @@ static void on_up_done(void *ud, enum up_result result)
         return;
     }
     if (!r->head_sent) {
+        int status = result == UP_ERR_TIMEOUT ? 504 : 502;
+        release_fill_status(r, status); /* waiters answer the same, or stale */
         if (stale_usable(r) && serve_stale(r))
             return;
-        release_fill(r);
-        if (result == UP_ERR_TIMEOUT)
-            req_respond_json(r, 504, "Endpoint request timed out", NULL);
-        else
-            req_respond_json(r, 502, "Internal server error", NULL);
+        respond_integration_failure(r, status);
         return;
     }
     /* The answer broke off after its head went out: the only honest signal
@@ -862,15 +876,33 @@ static bool invalidation_authorized(struct req *r)
     return allowed;
 }
 
+#define WAIT_GRACE_MS 1000u
+
 static void lookup_or_fill(struct req *r);
 
-void req_resume_waiter(struct req *r, bool timed_out)
+void req_resume_waiter(struct req *r, bool timed_out, int failed_status)
 {
     struct conn *c = r->c;
     if (timed_out)
         wrk_wait_remove(c->w, r);
     conn_stop_timer(c);
     r->waited = true;
+    if (failed_status && !timed_out) {
+        /* The fill we waited for could not reach the origin: asking again at
+         * once would only multiply the load on an origin in trouble (and
+         * double the client's wait on a timeout). Answer as the filler did,
+         * or from a stale entry when stale-if-error allows it. */
+        bool fresh = false;
+        cache_entry_release(&r->stale);
+        r->stale = cache_store_get(r->cache->store, r->key.data, r->key.len, r->hash,
+                                   util_now_ms(), &fresh);
+        r->mode = REQ_MISS;
+        if (r->stale && stale_usable(r) && serve_stale(r))
+            return;
+        cache_entry_release(&r->stale);
+        respond_integration_failure(r, failed_status);
+        return;
+    }
     lookup_or_fill(r);
 }
 
@@ -893,11 +925,14 @@ static void lookup_or_fill(struct req *r)
     if (!r->waited) {
         if (!cache_store_claim_fill(r->cache->store, r->key.data, r->key.len, r->hash,
                                     r->c->w->id)) {
-            /* Another request is fetching this key: wait for its answer, at
-             * most the integration timeout, then fetch ourselves. */
+            /* Another request is fetching this key: wait for its answer.
+             * The filler ends within the integration timeout; the grace
+             * covers the wake-up's trip between loops, so a waiter does not
+             * give up in the very tick the filler's own timeout fires (then
+             * it would call the origin again). A safety net, not a path. */
             cache_entry_release(&r->stale);
             wrk_wait_add(r->c->w, r);
-            conn_arm_timer(r->c, r->m.method->cfg->integration.timeout_ms);
+            conn_arm_timer(r->c, r->m.method->cfg->integration.timeout_ms + WAIT_GRACE_MS);
             return;
         }
         r->filler = true;

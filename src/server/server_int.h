@@ -21,6 +21,8 @@ struct req;
 struct wrk_wake {
     const struct cache_store *store; /* compared, never dereferenced */
     uint64_t hash;
+    int failed_status; /* 0, or the 502/504 the filler answered: the origin
+                          could not be reached or did not answer in time */
 };
 
 /* A remembered metrics series of a route: (snapshot version, method entry,
@@ -164,7 +166,7 @@ struct req {
 /* worker.c */
 void wrk_date(struct wrk *w, const char **date);
 struct srv_runtime *wrk_runtime(struct wrk *w);
-void wrk_notify_fill(struct srv_stage_cache *sc, uint64_t hash, uint64_t mask);
+void wrk_notify_fill(struct srv_stage_cache *sc, uint64_t hash, uint64_t mask, int failed_status);
 void wrk_wait_add(struct wrk *w, struct req *r);
 void wrk_wait_remove(struct wrk *w, struct req *r);
 int wrk_start_all(const struct cfg *cfg);
@@ -209,7 +211,10 @@ void req_abort(struct req *r); /* the connection is going away */
 void req_free(struct req **r);
 /* Frees the worker's spare request (its last connection closed). */
 void req_free_spare(struct wrk *w);
-void req_resume_waiter(struct req *r, bool timed_out);
+/* Wakes a request that waited for another one's fill. failed_status != 0:
+ * that fill failed to reach the origin (502/504); the waiter gives the same
+ * answer (or a stale entry) instead of trying again itself. */
+void req_resume_waiter(struct req *r, bool timed_out, int failed_status);
 void req_write_drained(struct req *r);
 /* Error answers: {"message": msg}, with Connection: close when `close`. */
 void req_respond_json(struct req *r, int status, const char *msg, const char *error_type);

@@ -58,7 +58,7 @@ void wrk_wait_remove(struct wrk *w, struct req *r)
 }
 
 /* Called on the filler's thread: posts (store, hash) to every waiting worker. */
-void wrk_notify_fill(struct srv_stage_cache *sc, uint64_t hash, uint64_t mask)
+void wrk_notify_fill(struct srv_stage_cache *sc, uint64_t hash, uint64_t mask, int failed_status)
 {
     for (unsigned i = 0; i < srv.n_workers && mask; i++) {
         if (!(mask & (1ull << i)))
@@ -70,7 +70,7 @@ void wrk_notify_fill(struct srv_stage_cache *sc, uint64_t hash, uint64_t mask)
             w->inbox_cap = w->inbox_cap ? w->inbox_cap * 2 : 16;
             w->inbox = xrealloc(w->inbox, w->inbox_cap * sizeof(*w->inbox));
         }
-        w->inbox[w->inbox_len++] = (struct wrk_wake){sc->store, hash};
+        w->inbox[w->inbox_len++] = (struct wrk_wake){sc->store, hash, failed_status};
         if (!w->async_closed)
             uv_async_send(&w->async);
         pthread_mutex_unlock(&w->inbox_lock);
@@ -91,7 +91,7 @@ static void process_inbox(struct wrk *w)
             struct req *next = r->wnext;
             if (r->hash == msgs[i].hash && r->cache && r->cache->store == msgs[i].store) {
                 wrk_wait_remove(w, r);
-                req_resume_waiter(r, false);
+                req_resume_waiter(r, false, msgs[i].failed_status);
             }
             r = next;
         }

@@ -99,18 +99,24 @@ void buf__grow(struct buf *b, size_t extra)
 
 void buf_appendf(struct buf *b, const char *fmt, ...)
 {
+    /* Format once into the spare room (at least 64 bytes); only an answer
+     * longer than that room is formatted a second time. */
+    buf_reserve(b, 64);
     va_list ap;
     va_start(ap, fmt);
     va_list ap2;
     va_copy(ap2, ap);
-    char probe[1]; /* measuring into a real buffer keeps gcc's format checks quiet */
-    int n = vsnprintf(probe, sizeof(probe), fmt, ap);
+    size_t room = b->cap - b->len;
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
     va_end(ap);
-    if (n > 0) {
+    if (n > 0 && (size_t)n >= room) {
         buf_reserve(b, (size_t)n);
         vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
-        b->len += (size_t)n;
     }
+    if (n > 0)
+        b->len += (size_t)n;
+    else if (b->data)
+        b->data[b->len] = '\0';
     va_end(ap2);
 }
 

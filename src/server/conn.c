@@ -97,12 +97,14 @@ static unsigned skip_written(uv_buf_t *bufs, unsigned n, size_t done)
     return i;
 }
 
-void conn_write_copy(struct conn *c, const char *data, size_t len)
+void conn_write_copyv(struct conn *c, uv_buf_t *bufs, unsigned n)
 {
+    size_t len = 0;
+    for (unsigned i = 0; i < n; i++)
+        len += bufs[i].len;
     if (c->state == CONN_CLOSING || len == 0)
         return;
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    ssize_t done = write_now(c, &b, 1);
+    ssize_t done = write_now(c, bufs, n);
     if (done < 0) {
         conn_close(c);
         return;
@@ -113,9 +115,19 @@ void conn_write_copy(struct conn *c, const char *data, size_t len)
     struct wreq *wr = xmalloc(sizeof(*wr) + rest);
     wr->entry = NULL;
     wr->len = rest;
-    memcpy(wr->data, data + done, rest);
-    b = uv_buf_init(wr->data, (unsigned)rest);
+    size_t off = 0;
+    for (unsigned i = skip_written(bufs, n, (size_t)done); i < n; i++) {
+        memcpy(wr->data + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+    }
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)rest);
     submit(c, wr, &b, 1);
+}
+
+void conn_write_copy(struct conn *c, const char *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    conn_write_copyv(c, &b, 1);
 }
 
 void conn_write_entry(struct conn *c, struct cache_entry *e, const char *extra, size_t extra_len,

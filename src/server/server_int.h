@@ -141,8 +141,10 @@ struct req {
     struct up_header *up_headers; /* owned array (values point into head/body) */
     size_t n_up_headers;
     int status;
-    bool head_sent;
+    bool head_sent;         /* the head is decided (maybe still held) */
     bool chunked_out;       /* framing to the client */
+    struct buf held_head;   /* the head to the client, held until the first body
+                               bytes or the end so both go in one write */
     bool storable;
     bool upstream_paused;
     int64_t ttl_ms;
@@ -182,6 +184,8 @@ void wrk_free_all(void);
 void conn_accept(struct wrk *w, uv_stream_t *listener);
 /* Queues bytes to the client (copied). */
 void conn_write_copy(struct conn *c, const char *data, size_t len);
+/* The same for several pieces in one writev (at most 8; adjusted in place). */
+void conn_write_copyv(struct conn *c, uv_buf_t *bufs, unsigned n);
 /* Queues an entry's head + extra + body (no copy of the body; holds a ref). */
 void conn_write_entry(struct conn *c, struct cache_entry *e, const char *extra, size_t extra_len,
                       bool with_body);

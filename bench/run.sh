@@ -96,5 +96,7 @@ fi
     echo "## Against nginx, Varnish and HAProxy (../shared/bench/peers.sh)"
     echo
     cat "$tmp/peers.md"
+    echo
+    cat "$top/bench/profiles.md"
 } >"$out"
 echo "bench: wrote $out" >&2

@@ -23,6 +23,15 @@ Control endpoints (not counted):
 Answers by path:
   /echo                 JSON: method, path, query, headers, body
   /time                 a timestamp body
+  /echo-key[/...]?id=I&extra=E[&cc=V]  JSON: path, id, extra (first value,
+                        decoded; null when absent), X-Tenant (every field line
+                        joined by ", "), Authorization and Cookie (null when
+                        absent),
+                        key_sha256 = sha256 of JSON [path, id, tenant] and
+                        identity_sha256 = sha256 of JSON [authorization,
+                        cookie]; Cache-Control: V (default "public,
+                        max-age=60") and Cache-Tag: tenant-<first 8 hex of
+                        sha256 of JSON tenant> (tests/load/crosstalk.py)
   /slow?ms=N            sleeps N ms, then the default answer
   /status/{code}        that status with a JSON body
   /large?bytes=N        N bytes (deterministic pattern), Content-Length
@@ -241,6 +250,8 @@ class Handler(BaseHTTPRequestHandler):
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "header_list": [[k, v] for k, v in self.headers.items()],
                 "body": body.decode("latin-1"), "n": n})
+        if path == "/echo-key" or path.startswith("/echo-key/"):
+            return self.echo_key(path, qv, n)
         if path == "/time":
             return self.send(200, "%.6f %d\n" % (time.time(), n), "text/plain")
         if path == "/slow":
@@ -328,6 +339,37 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(500, {"error": "flaky", "n": n})
             return self.send(200, "v1", "text/plain", [("X-N", str(n))])
         return self.send_json(200, {"method": self.command, "path": self.path, "n": n})
+
+    def echo_key(self, path, qv, n):
+        """/echo-key: every answer names the key parameters it was made for
+        (and the identity it was made for), with their checksums, so a client
+        can tell an answer made for another key or another user."""
+        tenants = self.headers.get_all("X-Tenant")  # field lines combined (RFC 9110 5.3)
+        tenant = None if tenants is None else ", ".join(tenants)
+        auth = self.headers.get("Authorization")
+        cookie = self.headers.get("Cookie")
+        ident = qv("id")
+
+        def digest(v):
+            return hashlib.sha256(json.dumps(v).encode()).hexdigest()
+
+        doc = {"path": path, "id": ident, "extra": qv("extra"), "tenant": tenant,
+               "authorization": auth, "cookie": cookie,
+               "key_sha256": digest([path, ident, tenant]),
+               "identity_sha256": digest([auth, cookie]), "n": n}
+        body = (json.dumps(doc) + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", qv("cc", "public, max-age=60"))
+        self.send_header("Cache-Tag", "tenant-" + digest(tenant)[:8])
+        # Head and body in one write: two small writes meet Nagle and the
+        # peer's delayed ACK (~40 ms per answer), which would make a load run
+        # measure the origin's socket, not the gateway.
+        self._headers_buffer.append(b"\r\n")
+        if self.command != "HEAD":
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def write_and_close(self, data):
         self.wfile.write(data)

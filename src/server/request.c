@@ -111,13 +111,61 @@ static void release_fill(struct req *r)
     release_fill_status(r, 0);
 }
 
+/* ================= formatting without printf ================= */
+
+/* Appends src[0..n) at dst[at..] within cap (NUL kept, the rest cut, as
+ * snprintf would); returns the new length. */
+static size_t copy_bounded(char *dst, size_t cap, size_t at, const char *src, size_t n)
+{
+    if (at + 1 >= cap)
+        return at;
+    size_t k = GATE_MIN(n, cap - 1 - at);
+    memcpy(dst + at, src, k);
+    dst[at + k] = '\0';
+    return at + k;
+}
+
+/* "HTTP/1.1 NNN Reason\r\n"; status is 100..999 (from the parsers). */
+static void append_status_line(struct buf *b, int status)
+{
+    char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10), ' '};
+    buf_append_str(b, "HTTP/1.1 ");
+    buf_append(b, code, 4);
+    buf_append_str(b, http_reason(status));
+    buf_append_str(b, "\r\n");
+}
+
+static void append_content_length(struct buf *b, uint64_t n)
+{
+    buf_append_str(b, "Content-Length: ");
+    buf_append_u64(b, n);
+    buf_append_str(b, "\r\n");
+}
+
 /* ================= request memory ================= */
 
 static void req_destroy(struct req *r)
 {
     free(r->head);
     buf_free(&r->key);
+    buf_free(&r->url);
+    buf_free(&r->store_head);
+    buf_free(&r->store_body);
+    buf_free(&r->held_head);
+    free(r->up_headers);
     free(r);
+}
+
+/* A kept buffer: emptied, or freed when one large answer grew it. */
+#define REQ_KEEP_MAX (64u * 1024u)
+
+static void buf_keep(struct buf *b)
+{
+    if (b->cap > REQ_KEEP_MAX)
+        buf_free(b);
+    else
+        buf_reset(b);
 }
 
 struct req *req_new(struct conn *c, size_t head_len)
@@ -129,6 +177,12 @@ struct req *req_new(struct conn *c, size_t head_len)
         r->head = NULL;
         r->head_cap = 0;
         buf_init(&r->key);
+        buf_init(&r->url);
+        buf_init(&r->store_head);
+        buf_init(&r->store_body);
+        buf_init(&r->held_head);
+        r->up_headers = NULL;
+        r->up_headers_cap = 0;
     }
     memset(r, 0, offsetof(struct req, head));
     if (r->head_cap < head_len + 1) {
@@ -156,17 +210,15 @@ void req_free(struct req **rp)
     *rp = NULL;
     release_fill(r);
     cache_entry_release(&r->stale);
-    if (r->up_headers)
-        free(r->up_headers);
     buf_drop(&r->body);
-    buf_drop(&r->url);
-    buf_drop(&r->store_head);
-    buf_drop(&r->store_body);
-    buf_drop(&r->held_head);
 #ifndef GATE_ASAN
     struct wrk *w = r->c->w;
     if (!w->spare_req) {
         buf_reset(&r->key);
+        buf_keep(&r->url);
+        buf_keep(&r->store_head);
+        buf_keep(&r->store_body);
+        buf_keep(&r->held_head);
         w->spare_req = r;
         return;
     }
@@ -483,7 +535,11 @@ static void build_upstream_headers(struct req *r)
 {
     const struct http_header *conn_hdr =
         http_find_header(r->hr.headers, r->hr.num_headers, "connection");
-    r->up_headers = xcalloc(r->hr.num_headers + 2, sizeof(*r->up_headers));
+    if (r->up_headers_cap < r->hr.num_headers + 2) {
+        free(r->up_headers);
+        r->up_headers_cap = r->hr.num_headers + 2;
+        r->up_headers = xmalloc(r->up_headers_cap * sizeof(*r->up_headers));
+    }
     size_t n = 0;
     for (size_t i = 0; i < r->hr.num_headers; i++) {
         const struct http_header *h = &r->hr.headers[i];
@@ -494,11 +550,13 @@ static void build_upstream_headers(struct req *r)
     /* X-Forwarded-For: the client's chain plus the peer we saw. */
     size_t xl = 0;
     const char *xff = find_header(r, "x-forwarded-for", &xl);
-    if (xff)
-        snprintf(r->xff, sizeof(r->xff), "%.*s, %s", (int)xl, xff, r->c->peer);
-    else
-        snprintf(r->xff, sizeof(r->xff), "%s", r->c->peer);
-    r->up_headers[n++] = (struct up_header){"X-Forwarded-For", 15, r->xff, strlen(r->xff)};
+    size_t xn = 0;
+    if (xff) {
+        xn = copy_bounded(r->xff, sizeof(r->xff), 0, xff, xl);
+        xn = copy_bounded(r->xff, sizeof(r->xff), xn, ", ", 2);
+    }
+    xn = copy_bounded(r->xff, sizeof(r->xff), xn, r->c->peer, strlen(r->c->peer));
+    r->up_headers[n++] = (struct up_header){"X-Forwarded-For", 15, r->xff, xn};
     r->up_headers[n++] = (struct up_header){"X-Forwarded-Proto", 17, "http", 4};
     r->n_up_headers = n;
 }
@@ -510,7 +568,7 @@ static void fetch(struct req *r)
     route_build_url(&r->m, r->hr.query, r->hr.query_len, &r->url);
     build_upstream_headers(r);
     char method[32];
-    snprintf(method, sizeof(method), "%.*s", (int)r->hr.method_len, r->hr.method);
+    copy_bounded(method, sizeof(method), 0, r->hr.method, r->hr.method_len);
     struct up_request ur = {
         .method = method,
         .url = r->url.data,
@@ -611,7 +669,7 @@ static void on_up_head(void *ud, int status, const struct up_header *h, size_t n
         if (str_ieq_c(h[i].name, h[i].name_len, "connection"))
             conn_hdr = &h[i];
     struct buf *sh = &r->store_head;
-    buf_appendf(sh, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+    append_status_line(sh, status);
     size_t tag_off = 0, tag_len = 0;
     for (size_t i = 0; i < n; i++) {
         if (skip_response_header(&h[i], conn_hdr))
@@ -628,24 +686,22 @@ static void on_up_head(void *ud, int status, const struct up_header *h, size_t n
     size_t common_len = sh->len;
 
     /* Framing to the client (RFC 9112 §6). */
-    struct buf out;
-    buf_init(&out);
-    buf_append(&out, sh->data, common_len);
+    /* Held: the first body bytes (or the end) go out with it in one write,
+     * one system call less per miss; and an answer that breaks off before
+     * any body byte can still become a clean 502. */
+    struct buf *out = &r->held_head;
+    buf_append(out, sh->data, common_len);
     bool no_body = r->is_head || status == 204 || status == 304 || status < 200;
     if (content_length >= 0 && (status != 204 && status >= 200))
-        buf_appendf(&out, "Content-Length: %lld\r\n", (long long)content_length);
+        append_content_length(out, (uint64_t)content_length);
     else if (!no_body && r->hr.minor_version >= 1) {
-        buf_append_str(&out, "Transfer-Encoding: chunked\r\n");
+        buf_append_str(out, "Transfer-Encoding: chunked\r\n");
         r->chunked_out = true;
     } else if (!no_body) {
         c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
     }
-    append_cache_headers(r, &out, cache_status_line(r->mode));
-    buf_append_str(&out, "\r\n");
-    /* Held: the first body bytes (or the end) go out with it in one write,
-     * one system call less per miss; and an answer that breaks off before
-     * any body byte can still become a clean 502. */
-    r->held_head = out;
+    append_cache_headers(r, out, cache_status_line(r->mode));
+    buf_append_str(out, "\r\n");
     r->head_sent = true;
     /* An offset, not a pointer: store_head grows again before the store. */
     r->tags_off = tag_off;
@@ -662,7 +718,7 @@ static void write_out(struct req *r, uv_buf_t *bufs, unsigned n)
     for (unsigned i = 0; i < n; i++)
         all[k++] = bufs[i];
     conn_write_copyv(r->c, all, k);
-    buf_drop(&r->held_head);
+    buf_reset(&r->held_head);
 }
 
 static int on_up_data(void *ud, const char *data, size_t len)
@@ -707,10 +763,10 @@ void req_write_drained(struct req *r)
 static void store_answer(struct req *r)
 {
     struct buf *sh = &r->store_head;
-    buf_appendf(sh, "Content-Length: %zu\r\n", r->store_body.len);
+    append_content_length(sh, r->store_body.len);
     int64_t now = util_now_ms();
     char method[16];
-    snprintf(method, sizeof(method), "%.*s", (int)r->hr.method_len, r->hr.method);
+    copy_bounded(method, sizeof(method), 0, r->hr.method, r->hr.method_len);
     struct cache_entry_init init = {
         .key = r->key.data,
         .key_len = r->key.len,
@@ -794,7 +850,7 @@ static void on_up_done(void *ud, enum up_result result)
     }
     if (!r->head_sent || r->held_head.len > 0) {
         /* Nothing reached the client yet: a clean error (or stale) answer. */
-        buf_drop(&r->held_head);
+        buf_reset(&r->held_head);
         r->head_sent = false;
         r->chunked_out = false;
         int status = result == UP_ERR_TIMEOUT ? 504 : 502;

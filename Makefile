@@ -14,9 +14,10 @@ FUZZ_BUILD  ?= build-fuzz
 JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 TEST_FUZZ_SECONDS ?= 5
+TEST_LOAD_SECONDS ?= 5
 CTEST       = ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build run test test-plain test-asan test-fuzz-short e2e fuzz tsan lint bench clean
+.PHONY: all deps build run test test-plain test-asan test-fuzz-short e2e load fuzz tsan lint bench clean
 
 all: build
 
@@ -41,6 +42,11 @@ test-plain: build
 	cd $(BUILD) && $(CTEST)
 	GATECACHE_BIN=$(CURDIR)/$(BUILD)/gatecache tests/e2e/run.sh
 	GATECACHE_BIN=$(CURDIR)/$(BUILD)/gatecache tests/node/run.sh
+	GATECACHE_BIN=$(CURDIR)/$(BUILD)/gatecache LOAD_SECONDS=$(TEST_LOAD_SECONDS) tests/load/run.sh
+
+# The bounded load scripts (tests/load/README.md) at their full default length.
+load: build
+	GATECACHE_BIN=$(CURDIR)/$(BUILD)/gatecache tests/load/run.sh
 
 test-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGATE_ASAN=ON -DGATE_UBSAN=ON >/dev/null

@@ -348,8 +348,31 @@ void route_build_url(const struct route_match *m, const char *query, size_t quer
 
 /* ================= cache key ================= */
 
-/* Appends every value of query parameter `name` (raw, comma-joined in request
- * order); returns false when the parameter is absent. */
+/* True when the raw query name decodes (%XX, and '+' as space, as form
+ * decoders read it) to `name`: an origin that decodes "i%64" sees "id", so
+ * the key must too, or one client could plant "id=7"'s answer under "no id". */
+static bool query_name_is(const char *raw, size_t rlen, const char *name, size_t nlen)
+{
+    size_t i = 0, j = 0;
+    while (i < rlen && j < nlen) {
+        char ch = raw[i];
+        if (ch == '%' && i + 2 < rlen && str_hex_digit(raw[i + 1]) >= 0 &&
+            str_hex_digit(raw[i + 2]) >= 0) {
+            ch = (char)(str_hex_digit(raw[i + 1]) * 16 + str_hex_digit(raw[i + 2]));
+            i += 3;
+        } else {
+            ch = ch == '+' ? ' ' : ch;
+            i++;
+        }
+        if (ch != name[j++])
+            return false;
+    }
+    return i == rlen && j == nlen;
+}
+
+/* Appends every value of query parameter `name` (raw, in request order,
+ * joined by '&', which no raw value can contain, so "?id=1&id=2" and
+ * "?id=1,2" get different keys); returns false when the parameter is absent. */
 static bool query_values(const char *q, size_t qlen, const char *name, size_t nlen,
                          struct buf *out)
 {
@@ -363,9 +386,9 @@ static bool query_values(const char *q, size_t qlen, const char *name, size_t nl
         size_t plen = i - start;
         const char *eq = memchr(pair, '=', plen);
         size_t klen = eq ? (size_t)(eq - pair) : plen;
-        if (klen == nlen && memcmp(pair, name, nlen) == 0) {
+        if (klen >= nlen && query_name_is(pair, klen, name, nlen)) {
             if (found)
-                buf_append_char(out, ',');
+                buf_append_char(out, '&');
             if (eq)
                 buf_append(out, eq + 1, plen - klen - 1);
             found = true;
@@ -433,6 +456,22 @@ static void query_all(const char *q, size_t qlen, struct buf *out)
 /* Key layout: METHOD \0 PATH \0 then per parameter: kind letter, name, then
  * '=' value '\0' or '\1' when absent. Values are length-safe: a '\0' cannot
  * appear inside a request head, and bodies enter only as a fixed-size digest. */
+/* Appends every field line of header `name`, joined by '\n' (which no field
+ * value contains): the integration gets all the lines, so the key must
+ * depend on all of them. False when the header is absent. */
+static bool header_values(const struct route_request_view *rv, const char *name, size_t len,
+                          struct buf *out)
+{
+    size_t vl = 0, nth = 0;
+    const char *v;
+    while ((v = rv->header(rv->ctx, name, len, nth, &vl)) != NULL) {
+        if (nth++ > 0)
+            buf_append_char(out, '\n');
+        buf_append(out, v, vl);
+    }
+    return nth > 0;
+}
+
 void route_build_key(const struct route_match *m, const struct route_request_view *rv,
                      struct buf *out)
 {
@@ -455,14 +494,9 @@ void route_build_key(const struct route_match *m, const struct route_request_vie
         case ROUTE_KEY_QUERY_ALL:
             query_all(rv->query, rv->query_len, out);
             break;
-        case ROUTE_KEY_HEADER: {
-            size_t vl = 0;
-            const char *v = rv->header(rv->ctx, kp->name, kp->len, &vl);
-            present = v != NULL;
-            if (v)
-                buf_append(out, v, vl);
+        case ROUTE_KEY_HEADER:
+            present = header_values(rv, kp->name, kp->len, out);
             break;
-        }
         case ROUTE_KEY_PATH: {
             const struct route_param *prm = find_param(m, kp->name, kp->len);
             present = prm != NULL;

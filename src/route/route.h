@@ -173,8 +173,10 @@ struct route_request_view {
     size_t method_len;
     const char *query; /* NULL when absent */
     size_t query_len;
-    /* header lookup: returns the value of the first header `name` (case-insensitive), NULL if absent */
-    const char *(*header)(void *ctx, const char *name, size_t name_len, size_t *value_len);
+    /* header lookup: the value of the nth (0-based) field line named `name`
+     * (case-insensitive), NULL when there are fewer lines */
+    const char *(*header)(void *ctx, const char *name, size_t name_len, size_t nth,
+                          size_t *value_len);
     void *ctx;
     const char *body;
     size_t body_len;

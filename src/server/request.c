@@ -39,6 +39,22 @@ static inline const char *find_header(struct req *r, const char *name, size_t *l
     return view_header(r, name, strlen(name), len);
 }
 
+/* The nth field line named `name`, for the cache key (route_request_view). */
+static const char *view_header_nth(void *ctx, const char *name, size_t name_len, size_t nth,
+                                   size_t *value_len)
+{
+    struct req *r = ctx;
+    for (size_t i = 0; i < r->hr.num_headers; i++) {
+        const struct http_header *h = &r->hr.headers[i];
+        if (h->name_len == name_len && str_ieq(h->name, h->name_len, name, name_len) &&
+            nth-- == 0) {
+            *value_len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
 /* The X-Cache-Status line of a mode, NULL for REQ_PLAIN. */
 static const char *cache_status_line(enum req_mode mode)
 {
@@ -1018,7 +1034,7 @@ static void build_key(struct req *r)
         .method_len = r->hr.method_len,
         .query = r->hr.query,
         .query_len = r->hr.query_len,
-        .header = view_header,
+        .header = view_header_nth,
         .ctx = r,
         .body = r->body.data,
         .body_len = r->body.len,

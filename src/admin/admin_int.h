@@ -180,6 +180,13 @@ void admin__count(struct admin__ctx *ctx, struct srv_stage_cache *sc, enum admin
 /* Invalidates paths (exact, or a prefix when ending in '*'; a lone "/" "*" is a flush)
  * in a stage's store, counting them; returns the entries removed. Paths must have
  * passed admin__inval_check_path. */
+/* Flushes and invalidations reset or walk a whole stage, so a client calling
+ * them in a loop would keep the cache empty: each stage takes at most
+ * limits.invalidations_per_second (burst limits.invalidation_burst) from the
+ * admin API, API Gateway's FlushStageCache and CloudFront's
+ * CreateInvalidation together. False = refuse the call; *retry_s is the wait. */
+bool admin__invalidation_allowed(const struct cfg *cfg, struct srv_stage_cache *sc,
+                                 const char *what, long *retry_s);
 uint64_t admin__invalidate_paths(struct admin__ctx *ctx, struct srv_stage_cache *sc,
                                  const char *const *paths, size_t n);
 /* NULL when p[0..len) is a valid invalidation path, else a static message. */

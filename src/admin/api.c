@@ -210,8 +210,37 @@ static void do_status(const struct stage_ref *st, struct admin_response *rs)
     admin__json(rs, 200, doc);
 }
 
+bool admin__invalidation_allowed(const struct cfg *cfg, struct srv_stage_cache *sc,
+                                 const char *what, long *retry_s)
+{
+    const struct cfg_limits *l = &cfg->server.limits;
+    int64_t retry_ms;
+    if (util_bucket_take(&sc->invalidations, l->invalidations_per_second, l->invalidation_burst,
+                         util_now_ms(), &retry_ms))
+        return true;
+    *retry_s = (long)((retry_ms + 999) / 1000);
+    log_warn("admin: %s on %s/%s refused: over %u invalidations per second", what, sc->api_id,
+             sc->stage, l->invalidations_per_second);
+    return false;
+}
+
+/* 429 with the wait, in the admin API's JSON error shape. */
+static bool refuse_if_throttled(const struct stage_ref *st, const char *what,
+                                struct admin_response *rs)
+{
+    long retry_s;
+    if (admin__invalidation_allowed(st->rt->cfg, st->sc, what, &retry_s))
+        return false;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "too many invalidations for this stage; retry in %ld s", retry_s);
+    admin__error(rs, 429, msg);
+    return true;
+}
+
 static void do_flush(struct admin__ctx *ctx, const struct stage_ref *st, struct admin_response *rs)
 {
+    if (refuse_if_throttled(st, "flush", rs))
+        return;
     /* O(1): a generation bump; the bytes come back through eviction. */
     uint64_t gen = cache_store_flush(st->sc->store);
     count(ctx, st, ADMIN_REASON_FLUSH, 1);
@@ -289,6 +318,10 @@ static void do_invalidate(struct admin__ctx *ctx, const struct stage_ref *st,
     const char *err;
     if (admin__inval_parse(rq->body ? rq->body : "", rq->body_len, &iv, &err) != 0) {
         admin__error(rs, 400, err);
+        return;
+    }
+    if (refuse_if_throttled(st, "invalidation", rs)) {
+        admin__inval_free(&iv);
         return;
     }
     uint64_t removed = apply_invalidation(ctx, st, &iv);

@@ -254,6 +254,12 @@ static void flush_stage(struct admin__aws_call *c, const struct cfg_api *a,
 {
     struct srv_runtime *rt = srv_current_runtime();
     struct srv_stage_cache *sc = rt ? stage_cache_of(rt, a->id, st->name) : NULL;
+    long retry_s;
+    if (sc && !admin__invalidation_allowed(c->cfg, sc, "FlushStageCache", &retry_s)) {
+        srv_runtime_release(&rt);
+        admin__apigw_error(c, 429, "TooManyRequestsException", "Too Many Requests");
+        return;
+    }
     if (sc) {
         /* FLUSH_IN_PROGRESS -> AVAILABLE happens within this call: O(1). */
         uint64_t gen = cache_store_flush(sc->store);

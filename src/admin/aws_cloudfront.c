@@ -503,6 +503,15 @@ static void create_invalidation(struct admin__aws_call *c, const char *dist,
         admin__cf_batch_free(&b);
         return;
     }
+    long retry_s;
+    if (!admin__invalidation_allowed(c->cfg, sc, "CreateInvalidation", &retry_s)) {
+        /* CloudFront's answer when invalidations come faster than it runs them. */
+        admin__cf_error(c, 400, "TooManyInvalidationsInProgress",
+                        "Processing your request will cause you to exceed the maximum number "
+                        "of in-progress invalidations.");
+        admin__cf_batch_free(&b);
+        return;
+    }
     uint64_t removed =
         admin__invalidate_paths(c->ctx, sc, (const char *const *)b.paths, b.n_paths);
     char id[16];

@@ -40,6 +40,8 @@ struct cfg_limits {
     uint32_t idle_timeout_ms;    /* default 60000: keep-alive idle */
     uint32_t max_connections;    /* default 10000, per process */
     uint32_t drain_timeout_ms;   /* default 10000: SIGTERM waits this long at most */
+    uint32_t invalidations_per_second; /* default 10 per stage; 0 = no limit (admin/AWS calls) */
+    uint32_t invalidation_burst;       /* default 20: calls allowed at once */
 };
 
 struct cfg_base_path_mapping {

@@ -55,6 +55,10 @@ static const struct cfg__key limits_keys[] = {
     CFG__KEY_INT("idle_timeout_ms", CFG__K_U32, struct cfg_limits, idle_timeout_ms, 100, MS_1H),
     CFG__KEY_INT("max_connections", CFG__K_U32, struct cfg_limits, max_connections, 1, 1000000),
     CFG__KEY_INT("drain_timeout_ms", CFG__K_U32, struct cfg_limits, drain_timeout_ms, 0, MS_1H),
+    CFG__KEY_INT("invalidations_per_second", CFG__K_U32, struct cfg_limits,
+                 invalidations_per_second, 0, 1000000),
+    CFG__KEY_INT("invalidation_burst", CFG__K_U32, struct cfg_limits, invalidation_burst, 1,
+                 1000000),
 };
 
 static const struct cfg__key mapping_keys[] = {
@@ -243,6 +247,8 @@ static void limits_defaults(struct cfg_limits *l)
     l->idle_timeout_ms = 60000;
     l->max_connections = 10000;
     l->drain_timeout_ms = 10000;
+    l->invalidations_per_second = 10;
+    l->invalidation_burst = 20;
 }
 
 static void load_backend(struct cfg__ld *ld, const struct cfg__node *n)

@@ -173,6 +173,7 @@ static void req_destroy(struct req *r)
     free(r);
 }
 
+#ifndef GATE_ASAN
 /* A kept buffer: emptied, or freed when one large answer grew it. */
 #define REQ_KEEP_MAX (64u * 1024u)
 
@@ -183,6 +184,7 @@ static void buf_keep(struct buf *b)
     else
         buf_reset(b);
 }
+#endif
 
 struct req *req_new(struct conn *c, size_t head_len)
 {

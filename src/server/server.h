@@ -18,6 +18,7 @@
 #include "cache/cache.h"
 #include "config/config.h"
 #include "route/route.h"
+#include "util/util.h"
 
 /* A stage's cache store, shared by successive runtime snapshots while the
  * stage keeps its capacity (a resize builds a new, empty one, as in the seeds). */
@@ -40,6 +41,7 @@ struct srv_stage_cache {
     uint64_t capacity;
     struct cache_store *store; /* owned */
     struct srv_stage_counters counters[SRV_MAX_WORKERS + 1]; /* by worker id, then admin */
+    struct util_bucket invalidations; /* admin thread only: limits.invalidations_per_second */
 };
 
 /* Sums of a stage cache's per-worker counters (any thread). */

@@ -285,3 +285,27 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     }
     fputs(line, stderr);
 }
+
+bool util_bucket_take(struct util_bucket *b, uint32_t per_second, uint32_t burst, int64_t now_ms,
+                      int64_t *retry_ms)
+{
+    *retry_ms = 0;
+    if (per_second == 0)
+        return true;
+    if (b->last_ms == 0) {
+        b->tokens = burst;
+        b->last_ms = now_ms;
+    }
+    if (now_ms > b->last_ms) {
+        b->tokens += (double)(now_ms - b->last_ms) * per_second / 1000.0;
+        if (b->tokens > burst)
+            b->tokens = burst;
+        b->last_ms = now_ms;
+    }
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return true;
+    }
+    *retry_ms = (int64_t)((1.0 - b->tokens) * 1000.0 / per_second) + 1;
+    return false;
+}

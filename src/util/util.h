@@ -93,6 +93,17 @@ bool str_has_prefix(const char *s, const char *prefix);
 bool str_to_u64(const char *s, size_t len, uint64_t *out);
 /* Value of one hex digit (either case), or -1. */
 int str_hex_digit(char c);
+
+/* A token bucket: `per_second` tokens a second, at most `burst` saved. One
+ * thread only (no lock). Zero-initialised = full on first use. */
+struct util_bucket {
+    double tokens;
+    int64_t last_ms; /* 0 = never used */
+};
+/* Takes one token; false (and *retry_ms = the wait for the next one) when
+ * there is none. per_second 0 = unlimited. */
+bool util_bucket_take(struct util_bucket *b, uint32_t per_second, uint32_t burst, int64_t now_ms,
+                      int64_t *retry_ms);
 /* Trims optional whitespace (SP / HTAB) from both ends of [*s, *s+*len). */
 void str_trim_ows(const char **s, size_t *len);
 /* Constant-time comparison of equal-length secrets; false if lengths differ. */

@@ -148,6 +148,25 @@ class TestCacheApi(AdminTest):
         self.assertEqual(self.get(gw, "/prod/pets/1").headers.get("x-cache-status"), "MISS")
         self.assertEqual(self.origin.count("/pets/1"), 2)
 
+    def test_flushes_are_rate_limited(self):
+        # limits.invalidations_per_second: a client cannot flush in a loop.
+        cfg = CONFIG.replace("  workers: 2\n", "  workers: 2\n  limits: "
+                             "{ invalidations_per_second: 1, invalidation_burst: 3 }\n")
+        gw = self.gw(cfg)
+        codes = [self.admin(gw, "DELETE", self.stage_url()).status for _ in range(5)]
+        self.assertEqual(codes[:3], [202, 202, 202], codes)
+        self.assertIn(429, codes[3:], codes)
+        r = self.admin(gw, "POST", self.stage_url(what="invalidations"),
+                       body=json.dumps({"paths": ["/pets/1"]}))
+        self.assertEqual(r.status, 429, r)
+        self.assertIn("too many invalidations", r.json()["message"])
+        with open(gw.stderr_path) as f:
+            self.assertIn("refused: over 1 invalidations per second", f.read())
+        time.sleep(1.2)  # one token a second comes back
+        self.assertEqual(self.admin(gw, "DELETE", self.stage_url()).status, 202)
+        # Another stage has its own bucket.
+        self.assertNotEqual(self.admin(gw, "DELETE", self.stage_url("dev")).status, 429)
+
     def invalidate(self, gw, doc):
         r = self.admin(gw, "POST", self.stage_url(what="invalidations"), body=json.dumps(doc))
         self.assertEqual(r.status, 201, r)

@@ -186,11 +186,18 @@ static void buf_keep(struct buf *b)
 }
 #endif
 
+/* Finished requests a worker keeps: a miss waits on the origin, so with 64
+ * clients about 64 requests are in flight and one spare was not enough. */
+#define REQ_SPARE_MAX 128u
+
 struct req *req_new(struct conn *c, size_t head_len)
 {
-    struct req *r = c->w->spare_req;
-    c->w->spare_req = NULL;
-    if (!r) {
+    struct wrk *w = c->w;
+    struct req *r = w->spare_req;
+    if (r) {
+        w->spare_req = r->spare_next;
+        w->n_spare_req--;
+    } else {
         r = xmalloc(sizeof(*r));
         r->head = NULL;
         r->head_cap = 0;
@@ -231,13 +238,15 @@ void req_free(struct req **rp)
     buf_drop(&r->body);
 #ifndef GATE_ASAN
     struct wrk *w = r->c->w;
-    if (!w->spare_req) {
+    if (w->n_spare_req < REQ_SPARE_MAX) {
         buf_reset(&r->key);
         buf_keep(&r->url);
         buf_keep(&r->store_head);
         buf_keep(&r->store_body);
         buf_keep(&r->held_head);
+        r->spare_next = w->spare_req;
         w->spare_req = r;
+        w->n_spare_req++;
         return;
     }
 #endif
@@ -246,9 +255,12 @@ void req_free(struct req **rp)
 
 void req_free_spare(struct wrk *w)
 {
-    if (w->spare_req)
-        req_destroy(w->spare_req);
-    w->spare_req = NULL;
+    while (w->spare_req) {
+        struct req *r = w->spare_req;
+        w->spare_req = r->spare_next;
+        req_destroy(r);
+    }
+    w->n_spare_req = 0;
 }
 
 void req_abort(struct req *r)

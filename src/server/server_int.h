@@ -62,7 +62,8 @@ struct wrk {
      * next request allocates nothing (req_new); freed with the worker's last
      * connection (conn.c). Always NULL under GATE_ASAN, where every request
      * is a fresh allocation so use-after-free is still caught. */
-    struct req *spare_req;
+    struct req *spare_req;  /* owned: finished requests kept for reuse (list) */
+    unsigned n_spare_req;
     /* Series lookups of recent routes (request.c): direct-mapped by method. */
     struct wrk_series_memo series_memo[WRK_SERIES_MEMO];
 };
@@ -162,6 +163,7 @@ struct req {
                                bytes or the end so both go in one write */
     struct up_header *up_headers; /* owned array (values point into head/body) */
     size_t up_headers_cap;
+    struct req *spare_next; /* wrk->spare_req list, while kept */
     struct route_match m;   /* written by route_match in req_dispatch */
     char xff[256];          /* written by build_upstream_headers */
     /* Last, so a new request copies only the headers in use (the array holds
@@ -215,9 +217,9 @@ bool req_body_streamable(struct req *r);
 /* More streamed body bytes arrived (or the body ended). */
 void req_body_more(struct req *r);
 void req_abort(struct req *r); /* the connection is going away */
-/* Ends a request; its memory may be kept as the worker's spare_req. */
+/* Ends a request; its memory may be kept on the worker's spare_req list. */
 void req_free(struct req **r);
-/* Frees the worker's spare request (its last connection closed). */
+/* Frees the worker's spare requests (its last connection closed). */
 void req_free_spare(struct wrk *w);
 /* Wakes a request that waited for another one's fill. failed_status != 0:
  * that fill failed to reach the origin (502/504); the waiter gives the same

@@ -52,6 +52,7 @@
 #define H1_SEND_CHUNK 65536u /* streamed request body: bytes asked per on_send */
 #define H1_HOST_MAX 256u
 #define H1_KEY_MAX (H1_HOST_MAX + 8u)
+#define H1_SPARE_MAX 128u /* finished transfers kept for reuse per client */
 
 struct h1_conn;
 
@@ -64,8 +65,9 @@ struct h1_client {
     struct h1_conn *idle_head, *idle_tail;
     size_t n_idle;
     size_t n_active; /* started, not finished, not cancelled */
-    struct h1_xfer *spare; /* owned: the last finished transfer, reused by the
-                              next (no calloc and no head growth per miss) */
+    struct h1_xfer *spare; /* owned: finished transfers, reused by the next ones
+                              (no calloc and no head growth per miss); a list */
+    unsigned n_spare;
     unsigned refs;   /* defer handle + connections not yet freed */
     bool closing;
 };
@@ -146,9 +148,11 @@ static void xfer_free(struct h1_xfer *x)
 {
 #ifndef GATE_ASAN
     struct h1_client *c = x->c;
-    if (!c->spare && !c->closing && x->head.cap <= 16384) {
+    if (c->n_spare < H1_SPARE_MAX && !c->closing && x->head.cap <= 16384) {
         x->magic = 0;
+        x->pending_next = c->spare; /* the link is free once a transfer is done */
         c->spare = x;
+        c->n_spare++;
         return;
     }
 #endif
@@ -158,9 +162,10 @@ static void xfer_free(struct h1_xfer *x)
 static struct h1_xfer *xfer_new(struct h1_client *c)
 {
     struct h1_xfer *x = c->spare;
-    c->spare = NULL;
     if (!x)
         return xcalloc(1, sizeof(*x));
+    c->spare = x->pending_next;
+    c->n_spare--;
     struct buf head = x->head;
     memset(x, 0, sizeof(*x));
     buf_reset(&head);
@@ -177,8 +182,11 @@ static void client_release(struct h1_client *c)
         c->pending = x->pending_next;
         xfer_destroy(x);
     }
-    if (c->spare)
-        xfer_destroy(c->spare);
+    while (c->spare) {
+        struct h1_xfer *x = c->spare;
+        c->spare = x->pending_next;
+        xfer_destroy(x);
+    }
     c->magic = 0;
     free(c);
 }

@@ -9,7 +9,7 @@ packages=(
     libuv1-dev libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev
     libxxhash-dev libhiredis-dev libcmocka-dev
     clang libclang-rt-14-dev
-    curl python3
+    curl python3 valgrind
     awscli
 )
 

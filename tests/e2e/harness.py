@@ -3,11 +3,15 @@ real clients (the curl CLI, which is libcurl; raw sockets; http.client).
 
 Everything listens on 127.0.0.1, every wait is bounded, and processes are
 stopped by PID only. When GATECACHE_SANITIZED=1 a gateway whose stderr shows a
-sanitizer report fails the test that started it.
+sanitizer report fails the test that started it. When GATECACHE_VALGRIND=1 every
+gateway a Gateway starts runs under valgrind memcheck, and one whose valgrind
+log shows an error or a definitely lost block fails the test that started it
+(`make e2e-valgrind`).
 """
 import http.client
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -30,6 +34,47 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer
 # Sanitized builds are slower to start and to stop.
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
+
+# Opt-in: GATECACHE_VALGRIND=1 starts every Gateway as `valgrind ... gatecache
+# serve` (memcheck; the same PID, so signals and /proc work as without it).
+# Its log goes to <gateway dir>/valgrind.<pid>.log; Gateway.stop(check=True)
+# fails on "ERROR SUMMARY: N" with N > 0 or "definitely lost" > 0.
+# tests/e2e/valgrind.supp is used when it exists. Valgrind runs the gateway
+# 20-50x slower: start and stop get more time. Unset, nothing changes.
+VALGRIND = os.environ.get("GATECACHE_VALGRIND") == "1"
+VALGRIND_SUPP = os.path.join(HERE, "valgrind.supp")
+if VALGRIND:
+    START_TIMEOUT = 60.0
+    STOP_TIMEOUT = 60.0
+
+
+def valgrind_prefix(log_dir):
+    """The valgrind command line put before the gateway's when VALGRIND."""
+    cmd = [os.environ.get("VALGRIND", "valgrind"), "--tool=memcheck", "--leak-check=full",
+           "--errors-for-leak-kinds=definite", "--error-exitcode=99", "--num-callers=30",
+           "--log-file=" + os.path.join(log_dir, "valgrind.%p.log")]
+    if os.path.exists(VALGRIND_SUPP):
+        cmd.append("--suppressions=" + VALGRIND_SUPP)
+    return cmd
+
+
+_VG_ERRORS = re.compile(r"ERROR SUMMARY: ([0-9,]+) errors")
+_VG_DEFINITE = re.compile(r"definitely lost: ([0-9,]+) bytes")
+_VG_POSSIBLE = re.compile(r"possibly lost: ([0-9,]+) bytes")
+
+
+def valgrind_verdict(text):
+    """(errors, definitely lost bytes, possibly lost bytes) from a memcheck
+    log; None for a figure the log lacks (killed before its summary). When
+    every block was freed there is no leak summary: both leak figures are 0."""
+    out = []
+    for rx in (_VG_ERRORS, _VG_DEFINITE, _VG_POSSIBLE):
+        m = rx.findall(text)
+        out.append(int(m[-1].replace(",", "")) if m else None)
+    if "no leaks are possible" in text:  # "All heap blocks were freed"
+        out[1] = out[1] or 0
+        out[2] = out[2] or 0
+    return tuple(out)
 
 
 _handed_out = set()
@@ -240,8 +285,11 @@ class Gateway:
 
     def start(self):
         self._err = open(self.stderr_path, "ab")
+        cmd = [BIN, "serve", "-c", self.config_path]
+        if VALGRIND:
+            cmd = valgrind_prefix(self.dir) + cmd
         try:
-            self.proc = subprocess.Popen([BIN, "serve", "-c", self.config_path],
+            self.proc = subprocess.Popen(cmd,
                                          stdout=self._err, stderr=self._err,
                                          stdin=subprocess.DEVNULL, env=self.env)
         except OSError:
@@ -292,12 +340,34 @@ class Gateway:
                 return err
         return None
 
+    def valgrind_report(self, pid):
+        """Under VALGRIND: the memcheck log of the gateway process pid when it
+        shows errors or definitely lost bytes, else None. Also sets
+        self.valgrind_summary = (log path, errors, definitely lost bytes)."""
+        if not VALGRIND or pid is None:
+            return None
+        path = os.path.join(self.dir, "valgrind.%d.log" % pid)
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        errors, definite, possible = valgrind_verdict(text)
+        self.valgrind_summary = (path, errors, definite)
+        # one line per gateway in the test's output, for `make e2e-valgrind`'s tally
+        sys.stderr.write("valgrind: pid %d errors %s definitely-lost %s possibly-lost %s\n"
+                         % (pid, errors, definite, possible))
+        if (errors or 0) > 0 or (definite or 0) > 0:
+            return "%s (errors %s, definitely lost %s bytes):\n%s" % (path, errors, definite, text)
+        return None
+
     def stop(self, check=True, expect_rc=0):
         """SIGTERM by PID; wait up to 15 s, then SIGKILL. With check, fails on a
         kill, a non-zero exit, or (sanitized builds) a sanitizer report."""
         if self.proc is None:
             return self.stopped_rc
         died_early = self.proc.poll() is not None
+        pid = self.proc.pid
         rc, killed = stop_pid(self.proc, STOP_TIMEOUT)
         self.proc = None
         self.stopped_rc = rc
@@ -311,6 +381,9 @@ class Gateway:
         report = self.sanitizer_report()
         if report is not None:
             raise GatewayError("sanitizer report in gatecache stderr:\n" + report[-8000:])
+        report = self.valgrind_report(pid)
+        if report is not None:
+            raise GatewayError("valgrind report for gatecache: " + report[-12000:])
         if killed:
             raise GatewayError("gatecache did not exit within %.0f s of SIGTERM; stderr:\n%s"
                                % (STOP_TIMEOUT, self.stderr()[-4000:]))

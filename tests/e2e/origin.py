@@ -199,9 +199,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for k, v in headers:
             self.send_header(k, v)
-        self.end_headers()
+        # Head and body in one write: two small writes meet Nagle and the
+        # client's delayed ACK (~40 ms per answer under 64 KiB).
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def send_json(self, status, doc, headers=()):
         self.send(status, json.dumps(doc) + "\n", "application/json", headers)

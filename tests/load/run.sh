@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the bounded load scripts (crosstalk, reload, slowloris) one after the
+# Runs the bounded load scripts (crosstalk, reload, slowloris, churn) one after the
 # other with their default durations, prints each one's Markdown figures and
 # PASS/FAIL, and exits non-zero if any failed.
 #   GATECACHE_BIN   the binary (default build/gatecache)
-#   LOAD_SECONDS    longer runs (each script's default otherwise: 20, 20, 10)
+#   LOAD_SECONDS    longer runs (each script's default otherwise: 20, 20, 10, 20;
+#                   churn also stops once 16 x its cache capacity went through)
 # Each script is also bounded from outside: `timeout` 120 s + 4 x LOAD_SECONDS.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,7 +20,8 @@ secs="${LOAD_SECONDS:-20}"
 bound=$(( 120 + 4 * ${secs%.*} ))
 
 failed=()
-for name in crosstalk reload slowloris; do
+names=(crosstalk reload slowloris churn)
+for name in "${names[@]}"; do
     start=$(date +%s)
     timeout -k 10 "$bound" /usr/bin/python3 "$here/$name.py"
     rc=$?
@@ -34,7 +36,7 @@ for name in crosstalk reload slowloris; do
     echo
 done
 if [ ${#failed[@]} -gt 0 ]; then
-    echo "load: ${#failed[@]} of 3 failed: ${failed[*]}"
+    echo "load: ${#failed[@]} of ${#names[@]} failed: ${failed[*]}"
     exit 1
 fi
-echo "load: all 3 passed"
+echo "load: all ${#names[@]} passed"

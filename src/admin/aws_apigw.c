@@ -278,8 +278,26 @@ struct patch_job {
     const struct admin__patch *patch;
     int rc; /* of the failing cfg_stage_patch */
     bool was_on, now_on;
+    bool caching_changed; /* some method's caching/enabled changed */
     uint64_t was_cap, now_cap;
 };
+
+/* Equal caching/enabled settings, entry by entry (method_settings keep their
+ * order through patches; a patch that adds or removes one changes the list). */
+static bool same_caching(const struct cfg_stage *a, const struct cfg_stage *b)
+{
+    if (a->n_method_settings != b->n_method_settings)
+        return false;
+    for (size_t i = 0; i < a->n_method_settings; i++) {
+        const struct cfg_method_setting *x = &a->method_settings[i], *y = &b->method_settings[i];
+        if (strcmp(x->resource_path, y->resource_path) != 0 ||
+            strcmp(x->http_method, y->http_method) != 0 ||
+            x->has_caching_enabled != y->has_caching_enabled ||
+            (x->has_caching_enabled && x->caching_enabled != y->caching_enabled))
+            return false;
+    }
+    return true;
+}
 
 /* srv_update callback: the current snapshot with every operation applied, or NULL. */
 static struct cfg *apply_patch(const struct cfg *cur, void *arg, char *err, size_t errlen)
@@ -306,7 +324,9 @@ static struct cfg *apply_patch(const struct cfg *cur, void *arg, char *err, size
             return NULL;
         }
     }
+    const struct cfg_stage *was = st;
     st = cfg_find_stage(cfg_find_api(next, job->api), job->stage);
+    job->caching_changed = !same_caching(was, st);
     job->now_on = st->cache_cluster_enabled;
     job->now_cap = st->cache_capacity_bytes;
     return next;
@@ -325,10 +345,12 @@ static const char *transition(const struct patch_job *job)
 }
 
 /* Switching the cache on or off replaces the cluster in AWS: nothing cached before
- * may be served after, so the (kept) store is flushed. */
+ * may be served after, so the (kept) store is flushed. Turning one method's
+ * caching off and on again must not bring back what it cached before either:
+ * a change of any method's caching/enabled flushes the stage too (O(1)). */
 static void drop_old_entries(const struct patch_job *job)
 {
-    if (job->was_on == job->now_on)
+    if (job->was_on == job->now_on && !job->caching_changed)
         return;
     struct srv_runtime *rt = srv_current_runtime();
     struct srv_stage_cache *sc = rt ? stage_cache_of(rt, job->api, job->stage) : NULL;

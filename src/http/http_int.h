@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "http/http.h"
+
 #define HTTP__TCHAR 0x01  /* RFC 9110 §5.6.2 tchar */
 #define HTTP__VALUE 0x02  /* RFC 9110 §5.5 field-vchar, obs-text, SP, HTAB */
 #define HTTP__TARGET 0x04 /* visible ASCII 0x21-0x7E: allowed in a request-target */
@@ -103,6 +105,106 @@ static inline bool http__ieq_lower(const char *s, size_t n, const char *lit, siz
             return false;
     }
     return true;
+}
+
+/* ---- field lines (RFC 9112 §5), shared by the request and response parsers ---- */
+
+enum http__field {
+    HTTP__FIELD_MORE = 0, /* the line is not complete yet */
+    HTTP__FIELD_OK,       /* *h filled; *pp after its CRLF */
+    HTTP__FIELD_END,      /* the empty line ending the head; *pp after it */
+    HTTP__FIELD_BAD,      /* malformed; *reason says why */
+};
+
+/* Why a header line stops at `p` instead of at ':' after a non-empty name. */
+static inline const char *http__bad_name(const char *name, const char *p)
+{
+    if (*p == '\n')
+        return "bare LF";
+    if (*p == ' ' || *p == '\t')
+        /* RFC 9112 §5.2 obs-fold; RFC 9112 §5.1 whitespace before colon. */
+        return p == name ? "obsolete line folding" : "whitespace before colon";
+    if (p == name && *p == ':')
+        return "empty field name";
+    return "invalid field name";
+}
+
+/* Reads one field line at *pp (strict: CRLF only, token name, no whitespace
+ * before the colon, no CTL in the value, OWS trimmed). */
+static inline enum http__field http__field_line(const char **pp, const char *end,
+                                                struct http_header *h, const char **reason)
+{
+    const char *p = *pp;
+    if (p == end)
+        return HTTP__FIELD_MORE;
+    if (*p == '\r') {
+        if (p + 1 == end)
+            return HTTP__FIELD_MORE;
+        if (p[1] != '\n') {
+            *reason = "bare CR";
+            return HTTP__FIELD_BAD;
+        }
+        *pp = p + 2;
+        return HTTP__FIELD_END;
+    }
+    const char *name = p;
+    p = http__scan_token(p, end);
+    if (p == end)
+        return HTTP__FIELD_MORE;
+    if (*p != ':' || p == name) {
+        *reason = http__bad_name(name, p);
+        return HTTP__FIELD_BAD;
+    }
+    size_t name_len = (size_t)(p - name);
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    const char *value = p;
+    p = http__scan_value(p, end);
+    if (p == end)
+        return HTTP__FIELD_MORE;
+    /* RFC 9110 §5.5: CR, LF and NUL (and other CTLs) never belong in a value;
+     * a bare LF line ending is refused too (RFC 9112 §2.2, strict). */
+    if (*p != '\r') {
+        *reason = *p == '\n' ? "bare LF" : "control character in field value";
+        return HTTP__FIELD_BAD;
+    }
+    if (p + 1 == end)
+        return HTTP__FIELD_MORE;
+    if (p[1] != '\n') {
+        *reason = "bare CR";
+        return HTTP__FIELD_BAD;
+    }
+    const char *vend = p;
+    while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t'))
+        vend--;
+    h->name = name;
+    h->name_len = name_len;
+    h->value = value;
+    h->value_len = (size_t)(vend - value);
+    *pp = p + 2;
+    return HTTP__FIELD_OK;
+}
+
+/* Connection = #connection-option (RFC 9110 §7.6.1): one pass for the two
+ * options that matter here; ORs into *close and *keep_alive. */
+static inline void http__connection_options(const struct http_header *h, bool *close,
+                                            bool *keep_alive)
+{
+    const char *v = h->value, *end = h->value + h->value_len;
+    while (v < end) {
+        const char *e = v;
+        while (e < end && *e != ',')
+            e++;
+        const char *t = v, *te = e;
+        while (t < te && (*t == ' ' || *t == '\t'))
+            t++;
+        while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
+            te--;
+        *close |= http__ieq_lower(t, (size_t)(te - t), "close", 5);
+        *keep_alive |= http__ieq_lower(t, (size_t)(te - t), "keep-alive", 10);
+        v = e + 1;
+    }
 }
 
 #endif

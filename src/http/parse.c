@@ -315,26 +315,6 @@ static int on_host(struct ctx *c, const struct http_header *h)
     return 0;
 }
 
-/* Connection = #connection-option (RFC 9110 §7.6.1): one pass over the list
- * for both options that matter here. */
-static void on_connection(struct ctx *c, const struct http_header *h)
-{
-    const char *v = h->value, *end = h->value + h->value_len;
-    while (v < end) {
-        const char *e = v;
-        while (e < end && *e != ',')
-            e++;
-        const char *t = v, *te = e;
-        while (t < te && (*t == ' ' || *t == '\t'))
-            t++;
-        while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
-            te--;
-        c->conn_close |= IEQ(t, (size_t)(te - t), "close");
-        c->conn_keep_alive |= IEQ(t, (size_t)(te - t), "keep-alive");
-        v = e + 1;
-    }
-}
-
 /* Interprets the header just stored, dispatching on the name length first. */
 static int on_header(struct ctx *c, const struct http_header *h)
 {
@@ -347,7 +327,7 @@ static int on_header(struct ctx *c, const struct http_header *h)
         return 0;
     case 10:
         if (NAME_IS(h, "connection"))
-            on_connection(c, h);
+            http__connection_options(h, &c->conn_close, &c->conn_keep_alive);
         return 0;
     case 14:
         return NAME_IS(h, "content-length") ? on_content_length(c, h) : 0;
@@ -360,74 +340,25 @@ static int on_header(struct ctx *c, const struct http_header *h)
 
 /* ================= header fields (RFC 9112 §5) ================= */
 
-/* Why a header line stops at `p` instead of at ':' after a non-empty name. */
-static int bad_name(struct ctx *c, const char *name, const char *p)
-{
-    if (*p == '\n')
-        return fail(c, 400, "bare LF");
-    if (*p == ' ' || *p == '\t') {
-        /* RFC 9112 §5.2 obs-fold; RFC 9112 §5.1 whitespace before colon. */
-        if (p == name)
-            return fail(c, 400, "obsolete line folding");
-        return fail(c, 400, "whitespace before colon");
-    }
-    if (p == name && *p == ':')
-        return fail(c, 400, "empty field name");
-    return fail(c, 400, "invalid field name");
-}
-
 /* Parses one field line at *pp; 1 when *pp is the empty line ending the head. */
 static int parse_field_line(struct ctx *c, const char **pp)
 {
     struct http_request *req = c->req;
-    const char *p = *pp, *end = c->end;
-
-    if (p == end)
-        return NEED_MORE;
-    if (*p == '\r') {
-        if (p + 1 == end)
-            return NEED_MORE;
-        if (p[1] != '\n')
-            return fail(c, 400, "bare CR");
-        *pp = p + 2;
-        return 1;
-    }
-    if (req->num_headers == c->max_headers)
+    if (*pp < c->end && **pp != '\r' && req->num_headers == c->max_headers)
         return fail(c, 431, "too many header fields");
-
-    const char *name = p;
-    p = http__scan_token(p, end);
-    if (p == end)
+    const char *reason;
+    struct http_header *h = &req->headers[req->num_headers];
+    switch (http__field_line(pp, c->end, h, &reason)) {
+    case HTTP__FIELD_MORE:
         return NEED_MORE;
-    if (*p != ':' || p == name)
-        return bad_name(c, name, p);
-    size_t name_len = (size_t)(p - name);
-
-    p++;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    const char *value = p;
-    p = http__scan_value(p, end);
-    if (p == end)
-        return NEED_MORE;
-    /* RFC 9110 §5.5: CR, LF and NUL (and other CTLs) never belong in a value;
-     * a bare LF line ending is refused too (RFC 9112 §2.2, strict). */
-    if (*p != '\r')
-        return fail(c, 400, *p == '\n' ? "bare LF" : "control character in field value");
-    if (p + 1 == end)
-        return NEED_MORE;
-    if (p[1] != '\n')
-        return fail(c, 400, "bare CR");
-
-    const char *vend = p;
-    while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t'))
-        vend--;
-    struct http_header *h = &req->headers[req->num_headers++];
-    h->name = name;
-    h->name_len = name_len;
-    h->value = value;
-    h->value_len = (size_t)(vend - value);
-    *pp = p + 2;
+    case HTTP__FIELD_END:
+        return 1;
+    case HTTP__FIELD_BAD:
+        return fail(c, 400, reason);
+    case HTTP__FIELD_OK:
+        break;
+    }
+    req->num_headers++;
     return on_header(c, h);
 }
 

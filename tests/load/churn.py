@@ -59,7 +59,6 @@ import math
 import os
 import random
 import re
-import shutil
 import sys
 import threading
 import time
@@ -67,6 +66,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 import harness  # noqa: E402
+import loadlib  # noqa: E402
 from harness import Gateway, Origin, http_request  # noqa: E402
 
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "20"))
@@ -139,17 +139,9 @@ def read_status(pid):
     return out
 
 
-METRIC_RE = re.compile(r'^(gatecache_[a-z_]+)\{(.*)\} ([0-9.eE+-]+)$')
-
-
 def metrics(gw):
     """{name: value} summed over the series of stage churn/prod."""
-    out = {}
-    for line in http_request(gw.admin_port, "GET", "/metrics", timeout=10).text.splitlines():
-        m = METRIC_RE.match(line)
-        if m and 'api="churn"' in m.group(2) and 'stage="prod"' in m.group(2):
-            out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(3))
-    return out
+    return loadlib.stage_metrics(gw, "churn", "prod")
 
 
 class Stats:
@@ -365,30 +357,10 @@ def main():
         failures.append("no eviction")
     if c.get("errors", 0):
         failures.append("%d errors" % c["errors"])
-    if sanitizer:
-        failures.append("sanitizer report in gatecache stderr")
-        stderr_tail = sanitizer[-8000:]
-    if hung:
-        failures.append("%d client threads did not finish" % hung)
-    if not alive:
-        failures.append("gatecache died during the run (exit %r)" % stop_rc)
-    elif stop_rc != 0:
-        failures.append("gatecache exited %r after SIGTERM" % stop_rc)
-    if st.samples_text:
-        print("\nfirst problems:")
-        for s in st.samples_text:
-            print("  " + s)
-    print("\nrun time %.1f s" % (time.monotonic() - t_start))
-    if failures:
-        print("FAIL: " + "; ".join(failures))
-        print("gateway config and stderr kept in %s" % gw.dir)
-        if not alive or stop_rc not in (0, None) or sanitizer:
-            print("gatecache stderr (tail):\n" + stderr_tail)
-        return 1
-    shutil.rmtree(gw.dir, ignore_errors=True)
-    print("PASS: peak RSS within the bound" if not harness.SANITIZED
-          else "PASS (sanitized build: RSS not judged)")
-    return 0
+    return loadlib.finish(failures, gw, t_start, st.samples_text, alive, stop_rc, sanitizer,
+                          stderr_tail, hung,
+                          "PASS: peak RSS within the bound" if not harness.SANITIZED
+                          else "PASS (sanitized build: RSS not judged)")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,6 @@ import http.client
 import json
 import os
 import random
-import re
-import shutil
 import sys
 import threading
 import time
@@ -42,6 +40,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 import harness  # noqa: E402
+import loadlib  # noqa: E402
 from harness import Gateway, Origin, RawConn, http_request  # noqa: E402
 
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "20"))
@@ -346,17 +345,9 @@ def admin_loop(gw, stop_at, rng, st):
         time.sleep(0.3)
 
 
-METRIC_RE = re.compile(r'^(gatecache_[a-z_]+)\{(.*)\} ([0-9.eE+-]+)$')
-
-
 def metrics(gw):
     """{name: value} summed over the series of stage ct/prod."""
-    out = {}
-    for line in admin(gw, "/metrics").text.splitlines():
-        m = METRIC_RE.match(line)
-        if m and 'api="ct"' in m.group(2) and 'stage="prod"' in m.group(2):
-            out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(3))
-    return out
+    return loadlib.stage_metrics(gw, "ct", "prod", {"Authorization": "Bearer " + TOKEN})
 
 
 def main():
@@ -364,7 +355,6 @@ def main():
         print("no gatecache binary at %s (build: cmake --build build -j2)" % harness.BIN)
         return 2
     t_start = time.monotonic()
-    rc = 0
     with Origin() as origin:
         gw = Gateway(CONFIG, origin=origin, start=False)
         token_file = os.path.join(gw.dir, "token")
@@ -459,37 +449,15 @@ def main():
         failures.append("%d errors, %d admin errors" % (c.get("errors", 0), c.get("admin_errors", 0)))
     if not metrics_agree and not c.get("errors", 0):
         failures.append("/metrics hits/misses disagree with the X-Cache-Status the clients saw")
-    if sanitizer:
-        failures.append("sanitizer report in gatecache stderr")
-        stderr_tail = sanitizer[-8000:]
     if not c.get("requests"):
         failures.append("no request was sent")
-    if hung:
-        failures.append("%d client threads did not finish" % hung)
-    if not alive:
-        failures.append("gatecache died during the run (exit %r)" % stop_rc)
-    elif stop_rc != 0:
-        failures.append("gatecache exited %r after SIGTERM" % stop_rc)
     for e in edge_bad:
         print("\nedge probe %r: %s" % (e["name"], e["problem"]))
         for target, headers in e["repro"]:
             print("  curl -s%s 'http://127.0.0.1:PORT%s'"
                   % ("".join(" -H '%s: %s'" % h for h in headers), target))
-    if st.samples:
-        print("\nfirst problems:")
-        for s in st.samples:
-            print("  " + s)
-    print("\nrun time %.1f s" % (time.monotonic() - t_start))
-    if failures:
-        print("FAIL: " + "; ".join(failures))
-        print("gateway config and stderr kept in %s" % gw.dir)
-        if not alive or stop_rc not in (0, None) or sanitizer:
-            print("gatecache stderr (tail):\n" + stderr_tail)
-        rc = 1
-    else:
-        shutil.rmtree(gw.dir, ignore_errors=True)
-        print("PASS: no cross-talk")
-    return rc
+    return loadlib.finish(failures, gw, t_start, st.samples, alive, stop_rc, sanitizer,
+                          stderr_tail, hung, "PASS: no cross-talk")
 
 
 if __name__ == "__main__":

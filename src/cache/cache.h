@@ -116,6 +116,25 @@ static inline char *cache_entry_body_mut(struct cache_entry *e)
 
 #define CACHE_ENTRY_ENCRYPTED 0x1u
 
+/* private flag: the entry has pages of its own (cache/entry.c), see below. */
+#define CACHE__ENTRY_OWN_PAGES 0x40u
+
+/* Bodies from this size up get pages of their own (mmap), given back to the
+ * kernel when the entry is freed and never reused by malloc. */
+#define CACHE_ENTRY_OWN_PAGES_MIN (64u * 1024u)
+
+/*
+ * True when the body may be handed to a socket by reference (vmsplice): its
+ * bytes never change while the entry lives, and the memory is unmapped, not
+ * recycled, when the last ref goes -- so a page the kernel still holds after
+ * that keeps the bytes it was given. Memory from malloc could be overwritten
+ * by the next allocation while a socket still sends from it.
+ */
+static inline bool cache_entry_body_pinnable(const struct cache_entry *e)
+{
+    return (e->flags & CACHE__ENTRY_OWN_PAGES) != 0;
+}
+
 struct cache_entry_init {
     const char *key;
     size_t key_len;

@@ -6,6 +6,10 @@
  *   head (each NUL-terminated) and the body, in that order; method and path
  *   are left out when the key starts with them (CACHE__ENTRY_SPANS_IN_KEY). charge is the size
  *   of that allocation, so the store's byte budget counts every byte we own.
+ * - Entries with bodies of CACHE_ENTRY_OWN_PAGES_MIN bytes or more are
+ *   mmap()ed and munmap()ed (CACHE__ENTRY_OWN_PAGES; charge is then the
+ *   mapped, page-rounded size), so their pages can be lent to sockets
+ *   (cache_entry_body_pinnable). Smaller ones come from malloc.
  * - Once put in a store an entry is immutable; only refs changes. refs counts
  *   in bits 0..30; bit 31 is the store's SIEVE visited bit (cache_int.h),
  *   which this file never sets.
@@ -18,6 +22,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 _Static_assert(CACHE__ENTRY_HEADER + 5 >= sizeof(struct cache_entry),
@@ -101,6 +107,43 @@ static bool spans_in_key(const struct cache_entry_init *in, size_t method_len)
            in->key[m + 1 + p] == '\0';
 }
 
+/* ================= memory ================= */
+
+static size_t page_round(uint64_t size)
+{
+    static size_t page;
+    if (page == 0)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return (size_t)((size + page - 1) / page * page);
+}
+
+/* The entry's memory: mapped when the body is large (see the file comment).
+ * *charge gets the bytes it really occupies. MAP_POPULATE faults the pages in
+ * one call: the builder writes all of them next. */
+static struct cache_entry *entry_alloc(uint64_t size, size_t body_len, uint64_t *charge,
+                                       bool *own_pages)
+{
+    *own_pages = body_len >= CACHE_ENTRY_OWN_PAGES_MIN;
+    *charge = size;
+    if (!*own_pages)
+        return try_malloc((size_t)size);
+    size_t mapped = page_round(size);
+    void *m = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                   -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    *charge = mapped;
+    return m;
+}
+
+static void entry_free(struct cache_entry *e)
+{
+    if (e->flags & CACHE__ENTRY_OWN_PAGES)
+        munmap(e, e->charge);
+    else
+        free(e);
+}
+
 struct cache_entry *cache_entry_new(const struct cache_entry_init *in)
 {
     GATE_ASSERT(in && in->key && in->method && in->path);
@@ -114,10 +157,12 @@ struct cache_entry *cache_entry_new(const struct cache_entry_init *in)
     /* Each term was bounded above, so this sum cannot wrap a 64-bit size_t. */
     uint64_t size = (uint64_t)CACHE__ENTRY_HEADER + in->key_len + 1 + spans + tags_len +
                     in->head_len + 1 + in->body_len;
-    if (size > CACHE_ENTRY_MAX_CHARGE)
+    if (page_round(size) > CACHE_ENTRY_MAX_CHARGE)
         return NULL;
 
-    struct cache_entry *e = try_malloc((size_t)size);
+    uint64_t charge;
+    bool own_pages;
+    struct cache_entry *e = entry_alloc(size, in->body_len, &charge, &own_pages);
     if (!e)
         return NULL;
 
@@ -129,7 +174,7 @@ struct cache_entry *cache_entry_new(const struct cache_entry_init *in)
     e->stored_ms = in->stored_ms;
     e->expires_ms = in->expires_ms;
     e->stale_until_ms = in->stale_until_ms;
-    e->charge = (uint32_t)size;
+    e->charge = (uint32_t)charge;
     e->key_len = (uint16_t)in->key_len;
     e->path_len = (uint16_t)in->path_len;
     e->head_len = (uint16_t)in->head_len;
@@ -137,7 +182,8 @@ struct cache_entry *cache_entry_new(const struct cache_entry_init *in)
 
     e->method_len = (uint8_t)method_len;
     e->tags_size = (uint32_t)tags_len;
-    e->flags = in_key ? CACHE__ENTRY_SPANS_IN_KEY : 0;
+    e->flags = (uint8_t)((in_key ? CACHE__ENTRY_SPANS_IN_KEY : 0) |
+                         (own_pages ? CACHE__ENTRY_OWN_PAGES : 0));
 
     char *p = put_str(e->key, in->key, in->key_len);
     if (!in_key) {
@@ -175,7 +221,7 @@ void cache_entry_release(struct cache_entry **ep)
     if ((old & CACHE__REFS_MASK) == 1) {
         GATE_ASSERT(e->magic == CACHE_ENTRY_MAGIC);
         e->magic = 0; /* a use after free then trips the magic checks */
-        free(e);
+        entry_free(e);
     }
 }
 

@@ -10,9 +10,15 @@
  * The connection is freed only after both of its handles' close callbacks.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "server/server_int.h"
 
@@ -130,13 +136,126 @@ void conn_write_copy(struct conn *c, const char *data, size_t len)
     conn_write_copyv(c, &b, 1);
 }
 
+/* ================= zero-copy bodies ================= */
+
+/*
+ * A large body on a hit goes to the socket by reference: vmsplice lends the
+ * entry's pages to a pipe, splice hands them on to the socket, and no byte of
+ * the body is copied on our side (what nginx gets from sendfile). Only bodies
+ * whose pages are pinnable (cache_entry_body_pinnable) go this way. The pipe
+ * is the worker's and empty between calls: what the socket did not take is
+ * dropped from the pipe (spliced to /dev/null) and the rest of the body goes
+ * the ordinary way (uv_write from the same entry). A pipe that cannot be
+ * emptied is closed for good: its bytes must never reach another client.
+ */
+#define SPLICE_PIPE_BYTES (1024 * 1024) /* fs.pipe-max-size's default */
+
+void conn_splice_close(struct wrk *w)
+{
+    if (w->splice.state == WRK_SPLICE_ON) {
+        close(w->splice.pipe_r);
+        close(w->splice.pipe_w);
+        close(w->splice.devnull);
+    }
+    w->splice.state = WRK_SPLICE_OFF;
+}
+
+static bool splice_ready(struct wrk *w)
+{
+    struct wrk_splice *z = &w->splice;
+    if (z->state != WRK_SPLICE_UNTRIED)
+        return z->state == WRK_SPLICE_ON;
+    z->state = WRK_SPLICE_OFF;
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
+        return false;
+    int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (nul < 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    (void)fcntl(p[1], F_SETPIPE_SZ, SPLICE_PIPE_BYTES); /* may be refused: 64 KiB then */
+    int cap = fcntl(p[1], F_GETPIPE_SZ);
+    *z = (struct wrk_splice){.pipe_r = p[0], .pipe_w = p[1], .devnull = nul,
+                             .pipe_bytes = cap > 0 ? (size_t)cap : 65536,
+                             .state = WRK_SPLICE_ON};
+    return true;
+}
+
+/* Empties the pipe of `len` bytes the socket did not take. */
+static void splice_discard(struct wrk *w, size_t len)
+{
+    struct wrk_splice *z = &w->splice;
+    for (int tries = 0; len > 0 && tries < 16; tries++) {
+        ssize_t n = splice(z->pipe_r, NULL, z->devnull, NULL, len, SPLICE_F_NONBLOCK);
+        if (n <= 0)
+            break;
+        len -= (size_t)n;
+    }
+    int left = 0;
+    if (len > 0 || ioctl(z->pipe_r, FIONREAD, &left) != 0 || left != 0) {
+        log_warn("worker %u: zero-copy pipe not emptied: closed, bodies are copied from now on",
+                 w->id);
+        conn_splice_close(w);
+    }
+}
+
+/* Sends as much of the body as the socket takes now, by reference. Returns
+ * the bytes sent, or -1 when the connection is broken. */
+static ssize_t splice_body(struct wrk *w, int fd, const char *body, size_t len)
+{
+    struct wrk_splice *z = &w->splice;
+    size_t sent = 0;
+    while (sent < len && z->state == WRK_SPLICE_ON) {
+        size_t want = len - sent < z->pipe_bytes ? len - sent : z->pipe_bytes;
+        struct iovec iov = {.iov_base = (char *)body + sent, .iov_len = want};
+        ssize_t in = vmsplice(z->pipe_w, &iov, 1, SPLICE_F_NONBLOCK);
+        if (in <= 0) {
+            conn_splice_close(w); /* not supported here (e.g. under valgrind) */
+            break;
+        }
+        unsigned more = sent + (size_t)in < len ? SPLICE_F_MORE : 0;
+        ssize_t out = splice(z->pipe_r, NULL, fd, NULL, (size_t)in, SPLICE_F_NONBLOCK | more);
+        int err = errno;
+        if (out < (ssize_t)in)
+            splice_discard(w, (size_t)in - (size_t)(out > 0 ? out : 0));
+        if (out < 0)
+            return err == EAGAIN ? (ssize_t)sent : -1;
+        sent += (size_t)out;
+        if (out < in)
+            break; /* the socket is full */
+    }
+    return (ssize_t)sent;
+}
+
+/* write_now for head + extra + a pinnable body: the head is copied (with
+ * MSG_MORE, so it leaves in one segment with the body), the body lent. */
+static ssize_t write_now_spliced(struct conn *c, const uv_buf_t *b)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return write_now(c, b, 3);
+    struct iovec iov[2] = {{.iov_base = b[0].base, .iov_len = b[0].len},
+                           {.iov_base = b[1].base, .iov_len = b[1].len}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    size_t head = b[0].len + b[1].len;
+    ssize_t n = sendmsg(fd, &mh, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    if ((size_t)n < head)
+        return n;
+    ssize_t body = splice_body(c->w, fd, b[2].base, b[2].len);
+    return body < 0 ? -1 : (ssize_t)head + body;
+}
+
 void conn_write_entry(struct conn *c, struct cache_entry *e, const char *extra, size_t extra_len,
                       bool with_body)
 {
     if (c->state == CONN_CLOSING)
         return;
     /* One writev: stored head, the per-hit headers, the body straight from
-     * the entry (no copy). */
+     * the entry (no copy; large bodies lent to the socket, see above). */
     uv_buf_t b[3];
     unsigned n = 0;
     b[n++] = uv_buf_init((char *)cache_entry_head(e), (unsigned)e->head_len);
@@ -146,7 +265,9 @@ void conn_write_entry(struct conn *c, struct cache_entry *e, const char *extra, 
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += b[i].len;
-    ssize_t done = write_now(c, b, n);
+    bool lend = n == 3 && cache_entry_body_pinnable(e) && !c->writes_pending &&
+                splice_ready(c->w);
+    ssize_t done = lend ? write_now_spliced(c, b) : write_now(c, b, n);
     if (done < 0) {
         conn_close(c);
         return;

@@ -64,6 +64,13 @@ struct wrk {
      * is a fresh allocation so use-after-free is still caught. */
     struct req *spare_req;  /* owned: finished requests kept for reuse (list) */
     unsigned n_spare_req;
+    /* The pipe large hit bodies pass through to the socket (conn.c,
+     * zero-copy); empty between calls. fds -1 until the first use. */
+    struct wrk_splice {
+        int pipe_r, pipe_w, devnull;
+        size_t pipe_bytes; /* the pipe's capacity */
+        enum { WRK_SPLICE_UNTRIED = 0, WRK_SPLICE_ON, WRK_SPLICE_OFF } state;
+    } splice;
     /* Series lookups of recent routes (request.c): direct-mapped by method. */
     struct wrk_series_memo series_memo[WRK_SERIES_MEMO];
 };
@@ -204,6 +211,8 @@ void conn_arm_timer(struct conn *c, uint32_t ms);
 void conn_stop_timer(struct conn *c);
 size_t conn_write_queue(const struct conn *c);
 void conn_drain(struct wrk *w);
+/* Closes the worker's zero-copy pipe (worker exit). */
+void conn_splice_close(struct wrk *w);
 
 /* request.c */
 /* A request of c with room for a head of head_len bytes (plus NUL) at

@@ -118,6 +118,7 @@ static void on_async(uv_async_t *a)
         conn_drain(w);
     if (w->stopping && w->n_conns == 0) {
         up_client_free(&w->up);
+        conn_splice_close(w);
         /* Under the inbox lock, so no other thread is inside uv_async_send. */
         pthread_mutex_lock(&w->inbox_lock);
         w->async_closed = true;

@@ -142,8 +142,8 @@ def _bad_answers():
 BAD_ANSWERS = _bad_answers()
 
 
-def pattern(n):
-    unit = b"0123456789abcdefghijklmnopqrstuvwxyz\n"
+def pattern(n, seed=""):
+    unit = seed.encode() + b"0123456789abcdefghijklmnopqrstuvwxyz\n"
     reps = n // len(unit) + 1
     return (unit * reps)[:n]
 
@@ -264,7 +264,8 @@ class Handler(BaseHTTPRequestHandler):
             code = int(path.split("/")[2])
             return self.send_json(code, {"status": code, "n": n})
         if path == "/large" or path.startswith("/large/"):
-            return self.send(200, pattern(int(qv("bytes", "1024"))), "application/octet-stream",
+            return self.send(200, pattern(int(qv("bytes", "1024")), qv("seed", "")),
+                             "application/octet-stream",
                              [("X-N", str(n))])
         if path == "/sink":
             return self.send_json(200, {"length": len(body),

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -91,6 +92,37 @@ static void test_body_written_later(void **state)
     assert_memory_equal(cache_entry_body(e), "12345", 5);
     assert_string_equal(cache_entry_tags(e), "");
     cache_entry_release(&e);
+}
+
+/* Large bodies get pages of their own (lent to sockets on hits, conn.c):
+ * page-rounded charge, all spans inside, and the pages usable to the end. */
+static void test_large_body_own_pages(void **state)
+{
+    static const size_t sizes[] = {CACHE_ENTRY_OWN_PAGES_MIN - 1, CACHE_ENTRY_OWN_PAGES_MIN,
+                                   CACHE_ENTRY_OWN_PAGES_MIN + 1, 3u << 20};
+    for (size_t i = 0; i < GATE_ARRAY_LEN(sizes); i++) {
+        char *body = xmalloc(sizes[i] + 1);
+        memset(body, 'a' + (int)i, sizes[i]);
+        body[sizes[i]] = '\0';
+        struct cache_entry *e = build("t", body);
+        assert_non_null(e);
+        bool big = sizes[i] >= CACHE_ENTRY_OWN_PAGES_MIN;
+        assert_int_equal(cache_entry_body_pinnable(e), big);
+        assert_int_equal(e->flags & ~CACHE__ENTRY_OWN_PAGES, 0);
+        assert_true(inside(e, cache_entry_body(e), e->body_len));
+        assert_memory_equal(cache_entry_body(e), body, sizes[i]);
+        size_t used = (size_t)(cache_entry_body(e) + e->body_len - (const char *)e);
+        if (big) {
+            assert_int_equal(e->charge % 4096, 0);
+            assert_true(e->charge >= used && e->charge < used + 4096);
+        } else {
+            assert_int_equal(e->charge, used);
+        }
+        e->flags |= CACHE_ENTRY_ENCRYPTED; /* the builder's caller may add flags */
+        assert_int_equal(cache_entry_body_pinnable(e), big);
+        cache_entry_release(&e);
+        free(body);
+    }
 }
 
 /* Checks the '\0'-separated list against want[] (n items). */
@@ -198,6 +230,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_one_allocation),
         cmocka_unit_test(test_body_written_later),
+        cmocka_unit_test(test_large_body_own_pages),
         cmocka_unit_test(test_tags_parsing),
         cmocka_unit_test(test_has_tag),
         cmocka_unit_test(test_ref_release),

@@ -1,6 +1,7 @@
 # gatecache — thin wrapper over CMake.
 #   make          build (release with debug info) into build/
 #   make run      install deps, build, start the demo origin and gatecache on examples/
+#   make run-cluster  the same with two nodes sharing one Redis (examples/cluster/)
 #   make test     install deps, build, run unit + e2e + fuzz-corpus replay, then all of it
 #                 again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   make fuzz     libFuzzer on every target for FUZZ_SECONDS each (clang, build-fuzz/)
@@ -17,7 +18,7 @@ TEST_FUZZ_SECONDS ?= 5
 TEST_LOAD_SECONDS ?= 5
 CTEST       = ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build run test test-plain test-asan test-fuzz-short e2e load fuzz tsan lint bench clean
+.PHONY: all deps build run run-cluster test test-plain test-asan test-fuzz-short e2e load fuzz tsan lint bench clean
 
 all: build
 
@@ -30,6 +31,10 @@ build: deps
 
 run: build
 	@scripts/run-demo.sh $(BUILD)/gatecache
+
+# Two nodes sharing one Redis (README "Running several nodes").
+run-cluster: build
+	@scripts/run-cluster-demo.sh $(BUILD)/gatecache
 
 test: build test-plain test-asan tsan test-fuzz-short
 	@echo "make test: all suites passed (plain, ASan+UBSan, TSan, short fuzz runs)"

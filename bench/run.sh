@@ -7,6 +7,8 @@
 #   BENCH_REPEAT (default 1), BENCH_DURATION (default 10), BENCH_ONLY (default all)
 #   BENCH_SCALING=0 skips the workers 1 vs 2 section (about 45 s; SCALING_* in
 #   bench/scaling/run.sh tune it)
+#   BENCH_CLUSTER=0 skips the shared-tier (Redis) section (about 90 s; CLUSTER_* in
+#   bench/cluster/run.sh tune it)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$top/build/gatecache}
@@ -39,6 +41,14 @@ if [ "${BENCH_SCALING:-1}" != 0 ]; then
         echo "bench/scaling/run.sh failed (exit $?)" >>"$tmp/scaling.md"
 else
     echo "not run (BENCH_SCALING=0)" >"$tmp/scaling.md"
+fi
+
+if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
+    echo "== shared tier: invalidation propagation, L2 hits (about 90 s)" >&2
+    "$top/bench/cluster/run.sh" "$bin" >"$tmp/cluster.md" ||
+        echo "bench/cluster/run.sh failed (exit $?)" >>"$tmp/cluster.md"
+else
+    echo "not run (BENCH_CLUSTER=0)" >"$tmp/cluster.md"
 fi
 
 peers=$top/../shared/bench/peers.sh
@@ -88,6 +98,10 @@ fi
     echo "## Workers 1 against workers 2 (bench/scaling/run.sh)"
     echo
     cat "$tmp/scaling.md"
+    echo
+    echo "## Shared tier: invalidation propagation and L2 hits (bench/cluster/run.sh)"
+    echo
+    cat "$tmp/cluster.md"
     echo
     echo "## Hit ratio against LRU (bench/hitratio, details in docs/hitratio.md)"
     echo

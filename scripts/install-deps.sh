@@ -10,6 +10,7 @@ packages=(
     libxxhash-dev libhiredis-dev libcmocka-dev
     clang libclang-rt-14-dev
     curl python3 valgrind
+    redis-server
     awscli
 )
 

@@ -243,6 +243,7 @@ static void do_flush(struct admin__ctx *ctx, const struct stage_ref *st, struct 
         return;
     /* O(1): a generation bump; the bytes come back through eviction. */
     uint64_t gen = cache_store_flush(st->sc->store);
+    srv_tier_flushed(st->sc);
     count(ctx, st, ADMIN_REASON_FLUSH, 1);
     log_info("admin: flushed %s/%s (generation %" PRIu64 ")", st->api->id, st->stage->name, gen);
     admin__json(rs, 202, json_pack("{s:b, s:I}", "flushed", 1, "generation", (json_int_t)gen));
@@ -283,6 +284,7 @@ uint64_t admin__invalidate_paths(struct admin__ctx *ctx, struct srv_stage_cache 
         struct cache_store_stats cs;
         cache_store_get_stats(store, &cs);
         cache_store_flush(store);
+        srv_tier_flushed(sc);
         removed += cs.entries;
         admin__count(ctx, sc, ADMIN_REASON_FLUSH, 1);
         break;
@@ -294,6 +296,7 @@ uint64_t admin__invalidate_paths(struct admin__ctx *ctx, struct srv_stage_cache 
             continue;
         bool prefix = p[len - 1] == '*';
         removed += cache_store_invalidate_path(store, p, prefix ? len - 1 : len, prefix);
+        srv_tier_path_invalidated(sc, p, prefix ? len - 1 : len, prefix);
         n_paths++;
     }
     admin__count(ctx, sc, ADMIN_REASON_PATH, n_paths);
@@ -305,8 +308,10 @@ static uint64_t apply_invalidation(struct admin__ctx *ctx, const struct stage_re
                                    const struct admin__inval *iv)
 {
     uint64_t removed = admin__invalidate_paths(ctx, st->sc, iv->paths, iv->n_paths);
-    for (size_t i = 0; i < iv->n_tags; i++)
+    for (size_t i = 0; i < iv->n_tags; i++) {
         removed += cache_store_invalidate_tag(st->sc->store, iv->tags[i], strlen(iv->tags[i]));
+        srv_tier_tag_invalidated(st->sc, iv->tags[i], strlen(iv->tags[i]));
+    }
     count(ctx, st, ADMIN_REASON_TAG, iv->n_tags);
     return removed;
 }

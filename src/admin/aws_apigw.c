@@ -263,6 +263,7 @@ static void flush_stage(struct admin__aws_call *c, const struct cfg_api *a,
     if (sc) {
         /* FLUSH_IN_PROGRESS -> AVAILABLE happens within this call: O(1). */
         uint64_t gen = cache_store_flush(sc->store);
+        srv_tier_flushed(sc);
         admin__count(c->ctx, sc, ADMIN_REASON_FLUSH, 1);
         log_info("admin: FlushStageCache %s/%s by %s (generation %llu)", a->id, st->name,
                  c->who->name, (unsigned long long)gen);
@@ -354,8 +355,10 @@ static void drop_old_entries(const struct patch_job *job)
         return;
     struct srv_runtime *rt = srv_current_runtime();
     struct srv_stage_cache *sc = rt ? stage_cache_of(rt, job->api, job->stage) : NULL;
-    if (sc)
+    if (sc) {
         cache_store_flush(sc->store);
+        srv_tier_flushed(sc);
+    }
     srv_runtime_release(&rt);
 }
 

@@ -47,6 +47,7 @@ void admin__metrics(const struct admin__ctx *ctx, const struct srv_runtime *rt, 
     struct met_snapshot snap;
     met_snapshot_take(srv.metrics, &snap);
     met_expose(&snap, views, rt->n_caches, out);
+    srv_tier_expose(out);
     met_snapshot_free(&snap);
     free(views);
 }

@@ -55,7 +55,7 @@ static bool next_tag(const char **p, const char *end, const char **tag, size_t *
 /* Bytes of the '\0'-separated list for a raw Cache-Tag value, final '\0' included. */
 static size_t tags_size(const char *raw, size_t raw_len)
 {
-    const char *p = raw, *end = raw + raw_len, *tag;
+    const char *p = raw, *end = raw ? raw + raw_len : raw, *tag; /* NULL + 0 is UB */
     size_t len, n = 1;
 
     while (raw && next_tag(&p, end, &tag, &len))
@@ -66,7 +66,7 @@ static size_t tags_size(const char *raw, size_t raw_len)
 /* Writes the list tags_size() measured; returns the first byte after it. */
 static char *tags_write(char *dst, const char *raw, size_t raw_len)
 {
-    const char *p = raw, *end = raw + raw_len, *tag;
+    const char *p = raw, *end = raw ? raw + raw_len : raw, *tag;
     size_t len;
 
     while (raw && next_tag(&p, end, &tag, &len)) {

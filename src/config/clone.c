@@ -59,6 +59,10 @@ static void clone_server(struct cfg_server *d, const struct cfg_server *s)
         d->mappings[i].stage = dup_or_null(s->mappings[i].stage);
         d->mappings[i].host = dup_or_null(s->mappings[i].host);
     }
+    d->cache_backend.host = dup_or_null(s->cache_backend.host);
+    d->cache_backend.username = dup_or_null(s->cache_backend.username);
+    d->cache_backend.password = dup_or_null(s->cache_backend.password);
+    d->cache_backend.key_prefix = dup_or_null(s->cache_backend.key_prefix);
 }
 
 /* ================= identities and api keys ================= */

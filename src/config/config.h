@@ -51,6 +51,25 @@ struct cfg_base_path_mapping {
     char *host;      /* owned or NULL: only this Host (case-insensitive, port ignored) */
 };
 
+enum cfg_backend_type { CFG_BACKEND_MEMORY = 0, CFG_BACKEND_REDIS };
+
+#define CFG_BACKEND_TIMEOUT_MAX_MS 60000
+
+/* server.cache_backend. Everything but type is for redis only (docs/redis.md). */
+struct cfg_cache_backend {
+    enum cfg_backend_type type; /* default memory */
+    char *host;       /* owned (redis): from url; IPv6 without brackets */
+    int port;         /* redis: from url, default 6379 */
+    int db;           /* redis: from url, default 0 */
+    char *username;   /* owned or NULL: url's user or `username` */
+    char *password;   /* owned secret or NULL: url's password or `password`; wiped on free */
+    uint32_t connect_timeout_ms; /* default 200; 1..60000 */
+    uint32_t command_timeout_ms; /* default 50; 1..60000 */
+    uint32_t reconnect_min_ms;   /* default 100; 1..60000 */
+    uint32_t reconnect_max_ms;   /* default 5000; reconnect_min_ms..60000 */
+    char *key_prefix; /* owned (redis); default "gc:"; may be "" */
+};
+
 struct cfg_server {
     struct cfg_listen *listen; /* owned array; default 127.0.0.1:8080 */
     size_t n_listen;
@@ -63,6 +82,7 @@ struct cfg_server {
     struct cfg_limits limits;
     struct cfg_base_path_mapping *mappings; /* owned array */
     size_t n_mappings;
+    struct cfg_cache_backend cache_backend;
 };
 
 struct cfg_identity {

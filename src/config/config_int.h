@@ -68,6 +68,11 @@ void cfg__err_at(struct cfg__ld *ld, int line, int col, const char *fmt, ...)
 void cfg__quote(struct buf *b, const char *s);
 /* The same as a new string: owned, free(). */
 char *cfg__quoted(const char *s);
+/* A secret from exactly one of the keys env_key (a variable's name, env_name)
+ * and file_key (a path, file) of `item`: owned (wipe before free), or NULL
+ * after reporting. secrets.c */
+char *cfg__resolve_secret(struct cfg__ld *ld, const struct cfg__node *item, const char *env_key,
+                          const char *env_name, const char *file_key, const char *file);
 
 /* ================= key tables and scalar getters ================= */
 

@@ -75,8 +75,8 @@ static char *read_secret_file(const char *path)
  * caller). `item` is the list entry, for "neither" errors. Returns an owned
  * secret or NULL after reporting.
  */
-static char *resolve_secret(struct cfg__ld *ld, const struct cfg__node *item, const char *env_key,
-                            const char *env_name, const char *file_key, const char *file)
+char *cfg__resolve_secret(struct cfg__ld *ld, const struct cfg__node *item, const char *env_key,
+                          const char *env_name, const char *file_key, const char *file)
 {
     const struct cfg__node *env_n = cfg__map_find(item, env_key);
     const struct cfg__node *file_n = cfg__map_find(item, file_key);
@@ -285,7 +285,7 @@ static void load_identity(struct cfg__ld *ld, const struct cfg__node *item, size
         cfg__err(ld, cfg__map_find(item, "access_key_id"),
                  "access_key_id: only letters and digits are allowed");
     if (item->kind == CFG__MAP)
-        p.id->secret_access_key = resolve_secret(ld, item, "secret_access_key_env", p.secret_env,
+        p.id->secret_access_key = cfg__resolve_secret(ld, item, "secret_access_key_env", p.secret_env,
                                                  "secret_access_key_file", p.secret_file);
     set_policy(ld, item, &p);
     free(p.secret_env);
@@ -330,7 +330,7 @@ static void load_api_key(struct cfg__ld *ld, const struct cfg__node *item, size_
                  sizeof(*c->api_keys));
     if (item->kind == CFG__MAP)
         c->api_keys[idx].value =
-            resolve_secret(ld, item, "value_env", p.value_env, "value_file", p.value_file);
+            cfg__resolve_secret(ld, item, "value_env", p.value_env, "value_file", p.value_file);
     free(p.value_env);
     free(p.value_file);
 }

@@ -5,10 +5,13 @@
  * them.
  *
  * Invariant after a successful load: at least one listen address, workers in
- * 1..64, every mapping names an existing api and stage, and an admin listener on
- * a non-loopback address has a token file.
+ * 1..64, every mapping names an existing api and stage, an admin listener on
+ * a non-loopback address has a token file, and a redis cache_backend has a
+ * host, a port, no TLS (hiredis 0.14 has none), reconnect_min_ms <=
+ * reconnect_max_ms and a user name only with a password.
  */
 #include "config/config_int.h"
+#include "l2/l2.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -68,15 +71,44 @@ static const struct cfg__key mapping_keys[] = {
     CFG__KEY("host", CFG__K_STR, struct cfg_base_path_mapping, host, false),
 };
 
+/* server.cache_backend as written; load_backend checks it and fills struct
+ * cfg_cache_backend. */
 struct backend_parse {
     char *type;
     char *url;
+    char *username;
+    char *password; /* a secret: never in a message */
+    char *password_env;  /* the name of a variable holding it */
+    char *password_file; /* a file holding it */
+    char *key_prefix;
+    uint32_t connect_timeout_ms;
+    uint32_t command_timeout_ms;
+    uint32_t reconnect_min_ms;
+    uint32_t reconnect_max_ms;
+    bool tls;
 };
 
+#define BACKEND_MS(name)                                                                           \
+    CFG__KEY_INT(#name, CFG__K_U32, struct backend_parse, name, 1, CFG_BACKEND_TIMEOUT_MAX_MS)
+
+/* "type" first: load_backend's check of the redis-only keys skips it. */
 static const struct cfg__key backend_keys[] = {
     CFG__KEY("type", CFG__K_STR, struct backend_parse, type, true),
     CFG__KEY("url", CFG__K_STR, struct backend_parse, url, false),
+    CFG__KEY("username", CFG__K_STR, struct backend_parse, username, false),
+    CFG__KEY("password", CFG__K_STR, struct backend_parse, password, false),
+    CFG__KEY("password_env", CFG__K_STR, struct backend_parse, password_env, false),
+    CFG__KEY("password_file", CFG__K_STR, struct backend_parse, password_file, false),
+    BACKEND_MS(connect_timeout_ms),
+    BACKEND_MS(command_timeout_ms),
+    BACKEND_MS(reconnect_min_ms),
+    BACKEND_MS(reconnect_max_ms),
+    CFG__KEY("key_prefix", CFG__K_STR, struct backend_parse, key_prefix, false),
+    CFG__KEY("tls", CFG__K_BOOL, struct backend_parse, tls, false),
 };
+
+/* Keys longer than this would mostly be prefix. */
+#define KEY_PREFIX_MAX 128
 
 /* ================= listen addresses ================= */
 
@@ -251,22 +283,166 @@ static void limits_defaults(struct cfg_limits *l)
     l->invalidation_burst = 20;
 }
 
-static void load_backend(struct cfg__ld *ld, const struct cfg__node *n)
+/* Wipes then frees: a password should not linger in reusable heap. */
+static void free_secret(char *s)
 {
+    if (s == NULL)
+        return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+static void backend_defaults(struct cfg_cache_backend *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->type = CFG_BACKEND_MEMORY;
+    b->port = L2_URL_DEFAULT_PORT;
+    b->connect_timeout_ms = L2_DEFAULT_CONNECT_TIMEOUT_MS;
+    b->command_timeout_ms = L2_DEFAULT_COMMAND_TIMEOUT_MS;
+    b->reconnect_min_ms = L2_DEFAULT_RECONNECT_MIN_MS;
+    b->reconnect_max_ms = L2_DEFAULT_RECONNECT_MAX_MS;
+}
+
+static void refuse_tls(struct cfg__ld *ld, const struct cfg__node *at, const char *key)
+{
+    cfg__err(ld, at,
+             "%s: TLS to Redis needs hiredis >= 1.0 (with hiredis_ssl) and this build links "
+             "hiredis %s: use redis:// on a trusted network (docs/redis.md)",
+             key, l2_hiredis_version());
+}
+
+/* The password and user name, each from the url or its own key, not both. */
+static void backend_credentials(struct cfg__ld *ld, const struct cfg__node *n,
+                                const struct backend_parse *b, const struct l2_url *u,
+                                struct cfg_cache_backend *out)
+{
+    const struct cfg__node *pn = cfg__map_find(n, "password");
+    const struct cfg__node *un = cfg__map_find(n, "username");
+    if (b->password && u->password[0])
+        cfg__err(ld, pn, "password: the url has one already: give it once");
+    else if (b->password && b->password[0] == '\0')
+        cfg__err(ld, pn, "password: is empty");
+    if (b->username && u->username[0])
+        cfg__err(ld, un, "username: the url has one already: give it once");
+    else if (b->username && b->username[0] == '\0')
+        cfg__err(ld, un, "username: is empty");
+    const char *password = b->password ? b->password : u->password;
+    char *kept = NULL; /* from password_env / password_file, as identities' secrets */
+    if (b->password_env || b->password_file) {
+        const struct cfg__node *at = cfg__map_find(n, b->password_env ? "password_env"
+                                                                       : "password_file");
+        if (password[0])
+            cfg__err(ld, at, "%s: a password is given already: give it once",
+                     b->password_env ? "password_env" : "password_file");
+        else
+            kept = cfg__resolve_secret(ld, n, "password_env", b->password_env, "password_file",
+                                       b->password_file);
+        if (kept)
+            password = kept;
+    }
+    const char *username = b->username ? b->username : u->username;
+    if (username[0] && !password[0])
+        cfg__err(ld, un ? un : cfg__map_find(n, "url"),
+                 "username: an ACL user needs a password (in the url, `password`, "
+                 "`password_env` or `password_file`)");
+    out->password = password[0] ? xstrdup(password) : NULL;
+    free_secret(kept);
+    out->username = username[0] ? xstrdup(username) : NULL;
+}
+
+static void load_redis(struct cfg__ld *ld, const struct cfg__node *n,
+                       const struct backend_parse *b, struct cfg_cache_backend *out)
+{
+    const struct cfg__node *urln = cfg__map_find(n, "url");
+    if (urln == NULL) {
+        cfg__err(ld, n, "missing key \"url\" in server.cache_backend (required with type redis)");
+        return;
+    }
+    if (b->url == NULL)
+        return; /* wrong type: reported by the walk */
+    struct l2_url u;
+    char why[192];
+    if (l2_url_parse(b->url, &u, why, sizeof(why)) != 0) {
+        cfg__err(ld, urln, "url: %s", why);
+        return;
+    }
+    if (u.tls)
+        refuse_tls(ld, urln, "url");
+    if (b->tls)
+        refuse_tls(ld, cfg__map_find(n, "tls"), "tls");
+    out->type = CFG_BACKEND_REDIS;
+    out->host = xstrdup(u.host);
+    out->port = u.port;
+    out->db = u.db;
+    backend_credentials(ld, n, b, &u, out);
+    explicit_bzero(&u, sizeof(u));
+    out->connect_timeout_ms = b->connect_timeout_ms;
+    out->command_timeout_ms = b->command_timeout_ms;
+    out->reconnect_min_ms = b->reconnect_min_ms;
+    out->reconnect_max_ms = b->reconnect_max_ms;
+    if (b->reconnect_min_ms > b->reconnect_max_ms) {
+        const struct cfg__node *at = cfg__map_find(n, "reconnect_min_ms");
+        cfg__err(ld, at ? at : cfg__map_find(n, "reconnect_max_ms"),
+                 "reconnect_min_ms: %u is above reconnect_max_ms %u", b->reconnect_min_ms,
+                 b->reconnect_max_ms);
+    }
+    const char *prefix = b->key_prefix ? b->key_prefix : L2_DEFAULT_KEY_PREFIX;
+    if (strlen(prefix) > KEY_PREFIX_MAX)
+        cfg__err(ld, cfg__map_find(n, "key_prefix"), "key_prefix: longer than %d bytes",
+                 KEY_PREFIX_MAX);
+    out->key_prefix = xstrdup(prefix);
+}
+
+/* With type memory every other key would silently do nothing: refuse them. */
+static void refuse_redis_keys(struct cfg__ld *ld, const struct cfg__node *n)
+{
+    for (size_t i = 1; i < GATE_ARRAY_LEN(backend_keys); i++) {
+        const struct cfg__node *v = cfg__map_find(n, backend_keys[i].name);
+        if (v)
+            cfg__err(ld, v, "%s: only used with cache_backend type redis", backend_keys[i].name);
+    }
+}
+
+static void load_backend(struct cfg__ld *ld, const struct cfg__node *n,
+                         struct cfg_cache_backend *out)
+{
+    backend_defaults(out);
     if (n == NULL)
         return;
-    struct backend_parse b = {0};
+    struct backend_parse b = {
+        .connect_timeout_ms = out->connect_timeout_ms,
+        .command_timeout_ms = out->command_timeout_ms,
+        .reconnect_min_ms = out->reconnect_min_ms,
+        .reconnect_max_ms = out->reconnect_max_ms,
+    };
     cfg__walk(ld, n, "server.cache_backend", backend_keys, GATE_ARRAY_LEN(backend_keys), &b);
-    const struct cfg__node *tn = cfg__map_find(n, "type");
     if (b.type && strcmp(b.type, "redis") == 0) {
-        cfg__err(ld, tn, "cache_backend type redis is not supported yet");
-    } else if (b.type && strcmp(b.type, "memory") != 0) {
+        load_redis(ld, n, &b, out);
+    } else if (b.type && strcmp(b.type, "memory") == 0) {
+        refuse_redis_keys(ld, n);
+    } else if (b.type) {
         char *q = cfg__quoted(b.type);
-        cfg__err(ld, tn, "cache_backend: unknown type %s (expected memory or redis)", q);
+        cfg__err(ld, cfg__map_find(n, "type"),
+                 "cache_backend: unknown type %s (expected memory or redis)", q);
         free(q);
     }
     free(b.type);
     free(b.url);
+    free(b.username);
+    free_secret(b.password);
+    free(b.password_env);
+    free(b.password_file);
+    free(b.key_prefix);
+}
+
+/* Frees the strings (the password wiped first) and zeroes it. */
+static void free_backend(struct cfg_cache_backend *b)
+{
+    free(b->host);
+    free(b->username);
+    free_secret(b->password);
+    free(b->key_prefix);
+    memset(b, 0, sizeof(*b));
 }
 
 /* ================= base path mappings ================= */
@@ -353,7 +529,7 @@ void cfg__load_server(struct cfg__ld *ld, const struct cfg__node *n)
     check_readable(ld, n, "cache_encryption_key_file", p.s.cache_encryption_key_file);
     cfg__walk(ld, p.limits, "server.limits", limits_keys, GATE_ARRAY_LEN(limits_keys), &p.s.limits);
     load_mappings(ld, &p.s, p.mappings);
-    load_backend(ld, p.cache_backend);
+    load_backend(ld, p.cache_backend, &p.s.cache_backend);
     ld->cfg->server = p.s;
 }
 
@@ -374,5 +550,6 @@ void cfg__free_server(struct cfg_server *s)
         free(s->mappings[i].host);
     }
     free(s->mappings);
+    free_backend(&s->cache_backend);
     memset(s, 0, sizeof(*s));
 }

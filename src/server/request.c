@@ -267,6 +267,7 @@ void req_abort(struct req *r)
 {
     if (r->up)
         up_cancel(&r->up);
+    l2_op_cancel(&r->l2);
     if (r->wnext || r->wprev || r->c->w->waiting == r)
         wrk_wait_remove(r->c->w, r);
     release_fill(r);
@@ -613,6 +614,8 @@ static void fetch(struct req *r)
     if (r->body_streaming)
         ur.body = NULL;
     r->met_up_ns = met_now_ns();
+    if (r->cache) /* what the answer may be stored under in L2 (tier_store) */
+        r->l2_generation = atomic_load(&r->cache->l2_generation);
     r->up = up_start(r->c->w->up, &ur, &up_cb, r);
     if (!r->up) {
         release_fill(r);
@@ -832,6 +835,7 @@ static void store_answer(struct req *r)
         }
         e->flags |= CACHE_ENTRY_ENCRYPTED;
     }
+    tier_store(r->c->w->l2, r->cache, r->l2_generation, e, now);
     cache_store_put(r->cache->store, e, now); /* takes the ref */
 }
 
@@ -852,6 +856,7 @@ static void invalidate_after_write(struct req *r)
             count_invalidations(r, sc,
                                 cache_store_invalidate_method_path(
                                     sc->store, rm->invalidates[i].method, path.data, path.len));
+            tier_method_path_invalidated(sc, rm->invalidates[i].method, path.data, path.len);
         }
     }
     buf_free(&path);
@@ -872,6 +877,11 @@ static void on_up_done(void *ud, enum up_result result)
             /* The fresh answer cannot be stored (too large, no-store): the
              * old entry must not outlive the refresh that replaced it. */
             cache_store_remove(r->cache->store, r->key.data, r->key.len, r->hash);
+        if (r->mode == REQ_REFRESH && r->status >= 200 && r->status < 300)
+            /* Other nodes drop their copy (after Redis holds the new one or
+             * none): an authorised max-age=0 refreshes the whole cluster. */
+            tier_key_invalidated(r->cache, r->key.data, r->key.len, r->hash, r->m.path,
+                                 r->m.path_len);
         invalidate_after_write(r);
         release_fill(r);
         met_request_done(c->w->metrics, r->met, r->status, c->met_head_ns);
@@ -1007,6 +1017,62 @@ void req_resume_waiter(struct req *r, bool timed_out, int failed_status)
     lookup_or_fill(r);
 }
 
+/* ================= the shared tier (L2) ================= */
+
+/* An answer from L2 for this request's key: into L1, then to the client as
+ * a hit. False when it cannot be used (stage invalidated since the lookup
+ * began, malformed, another key, expired, does not open). */
+static bool serve_from_l2(struct req *r, const char *data, size_t len)
+{
+    struct srv_stage_cache *sc = r->cache;
+    if (!tier_stage_readable(sc) || atomic_load(&sc->l2_generation) != r->l2_generation)
+        return false;
+    int64_t now = util_now_ms();
+    struct cache_entry *e =
+        l2_entry_decode(data, len, r->key.data, r->key.len, r->hash, now, util_wall_ms());
+    if (!e || e->expires_ms <= now) {
+        cache_entry_release(&e);
+        return false;
+    }
+    cache_store_put(sc->store, cache_entry_ref(e), now);
+    cache_entry_release(&r->stale);
+    release_fill(r); /* waiters find it in L1 */
+    bool ok = serve_entry(r, e, "X-Cache-Status: HIT\r\n", true, now);
+    cache_entry_release(&e);
+    return ok;
+}
+
+static void on_l2_answer(void *arg, enum l2_result res, const char *data, size_t len)
+{
+    struct req *r = arg;
+    r->l2 = NULL;
+    tier_count_lookup((int)res);
+    if (res == L2_HIT && serve_from_l2(r, data, len))
+        return;
+    fetch(r);
+}
+
+/* An in-process miss asks the shared tier before the integration. True when
+ * the lookup is under way: its callback goes on with the request. Redis
+ * unavailable or slow answers within command_timeout_ms, then the
+ * integration is called as without a shared tier. */
+static bool ask_l2(struct req *r)
+{
+    struct l2_client *l2 = r->c->w->l2;
+    if (!l2)
+        return false;
+    char k[TIER_KEY_MAX];
+    size_t n = 0;
+    if (tier_stage_readable(r->cache)) {
+        r->l2_generation = atomic_load(&r->cache->l2_generation);
+        n = tier_entry_key(k, r->cache, r->hash);
+    }
+    r->l2 = n ? l2_get(l2, k, n, on_l2_answer, r) : NULL;
+    if (!r->l2)
+        tier_count_lookup(-1);
+    return r->l2 != NULL;
+}
+
 static void lookup_or_fill(struct req *r)
 {
     bool fresh = false;
@@ -1038,7 +1104,8 @@ static void lookup_or_fill(struct req *r)
         }
         r->filler = true;
     }
-    fetch(r);
+    if (!ask_l2(r))
+        fetch(r);
 }
 
 static void build_key(struct req *r)

@@ -27,7 +27,13 @@ static struct srv_stage_cache *stage_cache_new(const char *api, const char *stag
     return sc;
 }
 
-static void stage_cache_release(struct srv_stage_cache **scp)
+struct srv_stage_cache *srv_stage_cache_ref(struct srv_stage_cache *sc)
+{
+    atomic_fetch_add_explicit(&sc->refs, 1, memory_order_relaxed);
+    return sc;
+}
+
+void srv_stage_cache_release(struct srv_stage_cache **scp)
 {
     struct srv_stage_cache *sc = *scp;
     *scp = NULL;
@@ -160,7 +166,7 @@ void srv_runtime_release(struct srv_runtime **rtp)
     if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < rt->n_caches; i++)
-        stage_cache_release(&rt->caches[i]);
+        srv_stage_cache_release(&rt->caches[i]);
     free(rt->caches);
     free(rt->api_offset);
     route_table_free(&rt->routes);

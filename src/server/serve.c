@@ -81,6 +81,7 @@ static void on_joined(uv_async_t *a)
     struct main_ctx *m = a->data;
     uv_thread_join(&m->joiner);
     admin_stop(&m->admin);
+    tier_stop(); /* nothing can queue an invalidation any more */
     close_all(m); /* no timer or signal can wake the workers after this */
     wrk_free_all();
 }
@@ -147,8 +148,9 @@ int srv_serve(struct cfg *cfg)
     srv_publish_runtime(first);
     struct main_ctx m = {0};
     init_main_loop(&m);
-    if (wrk_start_all(cfg) != 0) {
+    if (tier_start(&m.loop, cfg) != 0 || wrk_start_all(cfg) != 0) {
         log_error("gatecache could not start");
+        tier_stop();
         close_all(&m);
         close_main_loop(&m);
         cfg_release(&own);
@@ -160,6 +162,7 @@ int srv_serve(struct cfg *cfg)
         atomic_store(&srv.force_close, true);
         wrk_wake_all();
         wrk_join_all();
+        tier_stop();
         close_all(&m);
         wrk_free_all();
         close_main_loop(&m);

@@ -42,7 +42,18 @@ struct srv_stage_cache {
     struct cache_store *store; /* owned */
     struct srv_stage_counters counters[SRV_MAX_WORKERS + 1]; /* by worker id, then admin */
     struct util_bucket invalidations; /* admin thread only: limits.invalidations_per_second */
+    /* The shared tier (tier.c; unused with the memory backend): the stage's
+     * generation in Redis, part of every L2 key, valid once l2_ready; and the
+     * invalidations made here that Redis has not taken yet (while any, this
+     * node does not read the stage's L2). */
+    _Atomic uint64_t l2_generation;
+    atomic_bool l2_ready;
+    atomic_int l2_pending;
 };
+
+/* A stage cache outlives the snapshots that share it (refcounted). */
+struct srv_stage_cache *srv_stage_cache_ref(struct srv_stage_cache *sc);
+void srv_stage_cache_release(struct srv_stage_cache **sc);
 
 /* Sums of a stage cache's per-worker counters (any thread). */
 void srv_stage_cache_totals(const struct srv_stage_cache *sc, uint64_t *hits, uint64_t *misses,
@@ -111,6 +122,21 @@ typedef struct cfg *(*srv_mutate_cb)(const struct cfg *cur, void *arg, char *err
  * reason is logged). On failure the running config is untouched. Any thread.
  */
 int srv_update(srv_mutate_cb mutate, void *arg, char *err, size_t errlen);
+
+/*
+ * The shared tier (tier.c), for the invalidations made on this node. Call
+ * after the local store was changed; any thread; no-ops with the memory
+ * backend. Each is applied to Redis and published to the other nodes, in
+ * the background, retried until Redis takes it.
+ */
+void srv_tier_flushed(struct srv_stage_cache *sc);
+/* prefix: path is a prefix (CloudFront's trailing '*' stripped). */
+void srv_tier_path_invalidated(struct srv_stage_cache *sc, const char *path, size_t len,
+                               bool prefix);
+void srv_tier_tag_invalidated(struct srv_stage_cache *sc, const char *tag, size_t len);
+/* The shared tier's counters in Prometheus text (nothing with the memory
+ * backend); any thread. */
+void srv_tier_expose(struct buf *out);
 
 /*
  * Runs the gateway on `cfg` (takes over the caller's ref) until SIGTERM or

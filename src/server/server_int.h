@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "http/http.h"
+#include "l2/l2.h"
 #include "metrics/metrics.h"
 #include "server/server.h"
 #include "upstream/upstream.h"
@@ -48,6 +49,7 @@ struct wrk {
     size_t inbox_len, inbox_cap;
     bool async_closed;      /* guarded by inbox_lock */
     struct up_client *up;   /* owned */
+    struct l2_client *l2;   /* owned: the shared tier's client (NULL: memory backend) */
     struct met_shard *metrics; /* borrowed from srv.metrics: this worker's counters */
     struct srv_runtime *rt; /* ref: the snapshot this worker last saw */
     uint64_t rt_version;
@@ -142,6 +144,8 @@ struct req {
     bool invalidation_sig;  /* Authorization is a SigV4 signature asking for max-age=0 */
     uint64_t hash;
     struct cache_entry *stale; /* ref: expired entry kept for stale-if-error */
+    struct l2_op *l2;       /* borrowed: the shared tier's lookup in flight, or NULL */
+    uint64_t l2_generation; /* the stage's L2 generation when the lookup or fill began */
 
     /* upstream answer */
     struct up_transfer *up;
@@ -177,6 +181,29 @@ struct req {
      * HTTP_MAX_HEADERS_HARD). */
     struct http_request hr; /* spans point into head */
 };
+
+/* tier.c (the shared tier; see the file's comment) */
+bool tier_enabled(void);
+/* Main thread: before the workers start / after they and the admin ended. */
+int tier_start(uv_loop_t *main_loop, const struct cfg *cfg);
+void tier_stop(void);
+/* A worker's own client (owned: l2_client_free), or NULL with the memory backend. */
+struct l2_client *tier_worker_client(uv_loop_t *loop);
+/* True when this node may read the stage's L2 now. */
+bool tier_stage_readable(const struct srv_stage_cache *sc);
+/* Counts a lookup: an enum l2_result, or -1 when it was not asked. */
+void tier_count_lookup(int result);
+/* The L2 key of a cache key's hash (out: at least TIER_KEY_MAX bytes); 0 if it does not fit. */
+#define TIER_KEY_MAX 1024
+size_t tier_entry_key(char *out, const struct srv_stage_cache *sc, uint64_t hash);
+/* generation: the stage's L2 generation when the fill began. */
+void tier_store(struct l2_client *c, struct srv_stage_cache *sc, uint64_t generation,
+                const struct cache_entry *e, int64_t now);
+void tier_method_path_invalidated(struct srv_stage_cache *sc, const char *method,
+                                  const char *path, size_t len);
+/* A refreshed key (authorised max-age=0) and its path. */
+void tier_key_invalidated(struct srv_stage_cache *sc, const char *key, size_t len,
+                          uint64_t hash, const char *path, size_t path_len);
 
 /* worker.c */
 void wrk_date(struct wrk *w, const char **date);

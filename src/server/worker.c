@@ -118,6 +118,7 @@ static void on_async(uv_async_t *a)
         conn_drain(w);
     if (w->stopping && w->n_conns == 0) {
         up_client_free(&w->up);
+        l2_client_free(&w->l2);
         conn_splice_close(w);
         /* Under the inbox lock, so no other thread is inside uv_async_send. */
         pthread_mutex_lock(&w->inbox_lock);
@@ -219,6 +220,7 @@ static int init_worker(struct wrk *w, unsigned id, const struct cfg *cfg)
     uv_async_init(&w->loop, &w->async, on_async);
     w->async.data = w;
     w->up = up_client_new(&w->loop);
+    w->l2 = tier_worker_client(&w->loop);
     w->metrics = met_registry_shard(srv.metrics, id);
     w->rt = srv_current_runtime();
     w->rt_version = w->rt->version;

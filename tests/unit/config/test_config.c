@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define GATE_TEST_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 #ifndef GATE_SOURCE_DIR
 #define GATE_SOURCE_DIR "."
 #endif
@@ -143,6 +145,14 @@ static void write_file(const char *path, const char *text)
     STAGE_HEAD "        method_settings:\n"                                                        \
                "          - resource_path: /x\n"
 
+/* A redis cache_backend: `extra` at line 4 (indent 4, a value at col 10 after "url: "),
+ * further lines from line 5. */
+#define BACKEND(extra)                                                                             \
+    "server:\n"                                                                                    \
+    "  cache_backend:\n"                                                                           \
+    "    type: redis\n"                                                                            \
+    "    " extra "\n" MIN_API
+
 /* ================= bad configs ================= */
 
 struct bad_case {
@@ -200,8 +210,57 @@ static const struct bad_case bad_cases[] = {
      "t.yaml:2:31: header_timeout_ms: must be between 100 and 3600000"},
     {"server:\n  limits: {max_body_bytes: 0x10}\n" MIN_API,
      "t.yaml:2:28: max_body_bytes: expected integer"},
-    {"server:\n  cache_backend: {type: redis, url: \"redis://127.0.0.1:6379/0\"}\n" MIN_API,
-     "t.yaml:2:25: cache_backend type redis is not supported yet"},
+    /* server.cache_backend (redis: docs/redis.md) */
+    {"server:\n  cache_backend: {type: redis}\n" MIN_API,
+     "t.yaml:2:18: missing key \"url\" in server.cache_backend (required with type redis)"},
+    {BACKEND("url: \"http://h:1\""),
+     "t.yaml:4:10: url: unknown scheme \"http\" (expected redis:// or rediss://)"},
+    {BACKEND("url: \"h:6379\""), "t.yaml:4:10: url: not a URL: expected redis://"},
+    {BACKEND("url: \"redis://h:70000\""), "t.yaml:4:10: url: the port is out of range 1..65535"},
+    {BACKEND("url: \"redis://h:0\""), "t.yaml:4:10: url: the port is out of range 1..65535"},
+    {BACKEND("url: \"redis://h:6x\""), "t.yaml:4:10: url: the port is not a number"},
+    {BACKEND("url: \"redis://h/x\""), "t.yaml:4:10: url: the db is not a number"},
+    {BACKEND("url: \"redis://h/-1\""), "t.yaml:4:10: url: the db is not a number"},
+    {BACKEND("url: \"redis://:6379\""), "t.yaml:4:10: url: the host is empty"},
+    {BACKEND("url: \"redis://h?db=1\""),
+     "t.yaml:4:10: url: query strings and fragments are not supported"},
+    {BACKEND("url: \"rediss://h\""),
+     "t.yaml:4:10: url: TLS to Redis needs hiredis >= 1.0 (with hiredis_ssl) and this build "
+     "links hiredis 0."},
+    {BACKEND("url: \"redis://h\"\n    tls: true"),
+     "t.yaml:5:10: tls: TLS to Redis needs hiredis >= 1.0"},
+    {BACKEND("url: \"redis://h\"\n    tls: yes"), "t.yaml:5:10: tls: expected boolean"},
+    {BACKEND("url: \"redis://h\"\n    connect_timeout_ms: 0"),
+     "t.yaml:5:25: connect_timeout_ms: must be between 1 and 60000"},
+    {BACKEND("url: \"redis://h\"\n    command_timeout_ms: 60001"),
+     "t.yaml:5:25: command_timeout_ms: must be between 1 and 60000"},
+    {BACKEND("url: \"redis://h\"\n    reconnect_max_ms: 50"),
+     "t.yaml:5:23: reconnect_min_ms: 100 is above reconnect_max_ms 50"},
+    {BACKEND("url: \"redis://h\"\n    reconnect_min_ms: 900\n    reconnect_max_ms: 800"),
+     "t.yaml:5:23: reconnect_min_ms: 900 is above reconnect_max_ms 800"},
+    {BACKEND("url: \"redis://:a@h\"\n    password: b"),
+     "t.yaml:5:15: password: the url has one already: give it once"},
+    {BACKEND("url: \"redis://u:a@h\"\n    username: v"),
+     "t.yaml:5:15: username: the url has one already: give it once"},
+    {BACKEND("url: \"redis://u@h\""),
+     "t.yaml:4:10: username: an ACL user needs a password (in the url, `password`, "
+     "`password_env` or `password_file`)"},
+    {BACKEND("url: \"redis://:a@h\"\n    password_env: GATE_TEST_REDIS_PW"),
+     "t.yaml:5:19: password_env: a password is given already: give it once"},
+    {BACKEND("url: \"redis://h\"\n    password_env: GATE_TEST_REDIS_PW\n"
+             "    password_file: /nonexistent"),
+     "t.yaml:6:20: exactly one of password_env or password_file is required"},
+    {BACKEND("url: \"redis://h\"\n    password_env: GATE_TEST_UNSET_VARIABLE"),
+     "t.yaml:5:19: password_env: environment variable \"GATE_TEST_UNSET_VARIABLE\" is not set"},
+    {BACKEND("url: \"redis://h\"\n    password: \"\""), "t.yaml:5:15: password: is empty"},
+    {BACKEND("url: \"redis://h\"\n    key_prefix: "
+             "\"0123456789012345678901234567890123456789012345678901234567890123456789012345678"
+             "901234567890123456789012345678901234567890123456789\""),
+     "t.yaml:5:17: key_prefix: longer than 128 bytes"},
+    {BACKEND("url: \"redis://h\"\n    colour: blue"),
+     "t.yaml:5:5: unknown key \"colour\" in server.cache_backend"},
+    {"server:\n  cache_backend: {type: memory, url: \"redis://h\"}\n" MIN_API,
+     "t.yaml:2:38: url: only used with cache_backend type redis"},
     {"server:\n  cache_backend: {type: disk}\n" MIN_API,
      "t.yaml:2:25: cache_backend: unknown type \"disk\""},
     {"server:\n  base_path_mappings:\n    - {api: b, stage: prod}\n" MIN_API,
@@ -993,6 +1052,116 @@ static void test_secrets_not_in_errors(void **state)
     unlink(path);
 }
 
+/* ================= cache_backend ================= */
+
+static void test_cache_backend_memory_default(void **state)
+{
+    struct cfg *c = load_ok(MIN_API);
+    const struct cfg_cache_backend *b = &c->server.cache_backend;
+    assert_int_equal(b->type, CFG_BACKEND_MEMORY);
+    assert_null(b->host);
+    assert_null(b->password);
+    cfg_release(&c);
+    c = load_ok("server:\n  cache_backend: {type: memory}\n" MIN_API);
+    assert_int_equal(c->server.cache_backend.type, CFG_BACKEND_MEMORY);
+    cfg_release(&c);
+}
+
+static void test_cache_backend_redis(void **state)
+{
+    struct cfg *c = load_ok(BACKEND("url: \"redis://10.0.0.7\""));
+    const struct cfg_cache_backend *b = &c->server.cache_backend;
+    assert_int_equal(b->type, CFG_BACKEND_REDIS);
+    assert_string_equal(b->host, "10.0.0.7");
+    assert_int_equal(b->port, 6379);
+    assert_int_equal(b->db, 0);
+    assert_null(b->username);
+    assert_null(b->password);
+    assert_int_equal(b->connect_timeout_ms, 200);
+    assert_int_equal(b->command_timeout_ms, 50);
+    assert_int_equal(b->reconnect_min_ms, 100);
+    assert_int_equal(b->reconnect_max_ms, 5000);
+    assert_string_equal(b->key_prefix, "gc:");
+    cfg_release(&c);
+
+    c = load_ok(BACKEND("url: \"REDIS://ops:p%40ss%2Fw:rd@[::1]:6380/3\"\n"
+                        "    connect_timeout_ms: 1\n"
+                        "    command_timeout_ms: 60000\n"
+                        "    reconnect_min_ms: 7\n"
+                        "    reconnect_max_ms: 7\n"
+                        "    key_prefix: \"\"\n"
+                        "    tls: false"));
+    b = &c->server.cache_backend;
+    assert_string_equal(b->host, "::1");
+    assert_int_equal(b->port, 6380);
+    assert_int_equal(b->db, 3);
+    assert_string_equal(b->username, "ops");
+    assert_string_equal(b->password, "p@ss/w:rd");
+    assert_int_equal(b->connect_timeout_ms, 1);
+    assert_int_equal(b->command_timeout_ms, 60000);
+    assert_int_equal(b->reconnect_min_ms, 7);
+    assert_int_equal(b->reconnect_max_ms, 7);
+    assert_string_equal(b->key_prefix, "");
+
+    /* A clone owns copies: releasing the original leaves it whole. */
+    struct cfg *d = cfg_clone(c);
+    const struct cfg_cache_backend *db = &d->server.cache_backend;
+    assert_ptr_not_equal(db->host, b->host);
+    assert_ptr_not_equal(db->password, b->password);
+    cfg_release(&c);
+    assert_string_equal(db->host, "::1");
+    assert_string_equal(db->username, "ops");
+    assert_string_equal(db->password, "p@ss/w:rd");
+    assert_string_equal(db->key_prefix, "");
+    assert_int_equal(db->db, 3);
+    cfg_release(&d);
+
+    /* The password and user may also be keys of their own. */
+    c = load_ok(BACKEND("url: \"redis://cache.internal:7000\"\n"
+                        "    username: gate\n"
+                        "    password: \"s3cret\""));
+    b = &c->server.cache_backend;
+    assert_string_equal(b->host, "cache.internal");
+    assert_int_equal(b->port, 7000);
+    assert_string_equal(b->username, "gate");
+    assert_string_equal(b->password, "s3cret");
+    cfg_release(&c);
+
+    /* ... or, as every other secret, come from the environment. */
+    setenv("GATE_TEST_REDIS_PW", "from-env", 1);
+    c = load_ok(BACKEND("url: \"redis://h\"\n    username: gate\n"
+                        "    password_env: GATE_TEST_REDIS_PW"));
+    assert_string_equal(c->server.cache_backend.password, "from-env");
+    cfg_release(&c);
+    unsetenv("GATE_TEST_REDIS_PW");
+}
+
+/* A password in a url never shows in a message, even when a '/' it should
+ * have escaped makes the rest of it look like a host, port or db. */
+static void test_cache_backend_password_not_in_errors(void **state)
+{
+    const char *yamls[] = {
+        BACKEND("url: \"redis://u:HUNTER2x@h:99999\""),
+        BACKEND("url: \"redis://u:HUNTER2x/y@h\""),
+        BACKEND("url: \"redis://u:HUNTER2x:1@h:x\""),
+        BACKEND("url: \"redis://u:HUNTER2x@h\"\n    password: HUNTER2x"),
+        BACKEND("url: \"redis://h\"\n    password: [HUNTER2x]"),
+        "server:\n  cache_backend: {type: memory, password: HUNTER2x}\n" MIN_API,
+    };
+    for (size_t i = 0; i < GATE_TEST_LEN(yamls); i++) {
+        struct cfg *c = NULL;
+        struct cfg_errors e;
+        assert_int_equal(load(yamls[i], &c, &e), -1);
+        assert_true(e.n >= 1);
+        for (size_t j = 0; j < e.n; j++) {
+            if (strstr(e.lines[j], "HUNTER2"))
+                fprintf(stderr, "leaked: %s\n", e.lines[j]);
+            assert_null(strstr(e.lines[j], "HUNTER2"));
+        }
+        cfg_errors_free(&e);
+    }
+}
+
 /* ================= memory ================= */
 
 /* Every case loaded and released again: LSan (ASan builds) reports any leak at exit,
@@ -1037,6 +1206,9 @@ int main(void)
         cmocka_unit_test(test_product_example),
         cmocka_unit_test(test_demo_example),
         cmocka_unit_test(test_secrets_not_in_errors),
+        cmocka_unit_test(test_cache_backend_memory_default),
+        cmocka_unit_test(test_cache_backend_redis),
+        cmocka_unit_test(test_cache_backend_password_not_in_errors),
         cmocka_unit_test(test_no_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

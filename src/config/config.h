@@ -194,6 +194,8 @@ struct cfg_stage {
     char *cache_cluster_size; /* owned; as written ("0.5", "64MiB"); default "0.5" */
     uint64_t cache_capacity_bytes; /* resolved: 0.5 -> 0.5 GB = 536870912 (GiB units as AWS) */
     char *distribution_id; /* owned; default "{api-id}-{stage}" */
+    bool in_process_only;  /* cache_backend: {type: memory} on the stage: its entries stay
+                              out of the shared tier (invalidations are still shared) */
     struct cfg_method_setting *method_settings; /* owned array, in file order */
     size_t n_method_settings;
 };

@@ -242,7 +242,36 @@ struct stage_parse {
     struct cfg_stage s;
     const struct cfg__node *size;
     const struct cfg__node *settings;
+    const struct cfg__node *backend;
 };
+
+struct stage_backend_parse {
+    char *type;
+};
+
+static const struct cfg__key stage_backend_keys[] = {
+    CFG__KEY("type", CFG__K_STR, struct stage_backend_parse, type, true),
+};
+
+/* A stage's cache_backend can only keep it out of the server's shared tier:
+ * one Redis serves the whole process (docs/redis.md). */
+static void load_stage_backend(struct cfg__ld *ld, struct cfg_stage *st, const struct cfg__node *n)
+{
+    struct stage_backend_parse b = {0};
+    cfg__walk(ld, n, "cache_backend", stage_backend_keys, GATE_ARRAY_LEN(stage_backend_keys), &b);
+    const struct cfg__node *tn = cfg__map_find(n, "type");
+    if (b.type && strcmp(b.type, "memory") == 0) {
+        st->in_process_only = true;
+    } else if (b.type && strcmp(b.type, "redis") == 0) {
+        cfg__err(ld, tn, "cache_backend: a stage may only set type memory (to stay out of the "
+                         "shared tier); redis is set once, in server.cache_backend");
+    } else if (b.type) {
+        char *q = cfg__quoted(b.type);
+        cfg__err(ld, tn, "cache_backend: unknown type %s (a stage may set memory)", q);
+        free(q);
+    }
+    free(b.type);
+}
 
 static const struct cfg__key stage_keys[] = {
     CFG__KEY("cache_cluster_enabled", CFG__K_BOOL, struct stage_parse, s.cache_cluster_enabled,
@@ -250,6 +279,7 @@ static const struct cfg__key stage_keys[] = {
     CFG__KEY("cache_cluster_size", CFG__K_NODE, struct stage_parse, size, false),
     CFG__KEY("distribution_id", CFG__K_STR, struct stage_parse, s.distribution_id, false),
     CFG__KEY("method_settings", CFG__K_NODE, struct stage_parse, settings, false),
+    CFG__KEY("cache_backend", CFG__K_NODE, struct stage_parse, backend, false),
 };
 
 static void load_stage(struct cfg__ld *ld, const struct cfg_api *api, struct cfg_stage *st,
@@ -270,6 +300,8 @@ static void load_stage(struct cfg__ld *ld, const struct cfg_api *api, struct cfg
         buf_appendf(&b, "%s-%s", api->id ? api->id : "", name->str);
         p.s.distribution_id = buf_steal(&b, NULL);
     }
+    if (p.backend != NULL)
+        load_stage_backend(ld, &p.s, p.backend);
     load_settings(ld, api, &p.s, p.settings);
     *st = p.s;
 }

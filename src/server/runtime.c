@@ -147,6 +147,9 @@ struct srv_runtime *srv_runtime_new(struct cfg *cfg, const struct srv_runtime *p
                              st->name);
                 sc = stage_cache_new(api->id, st->name, st->cache_capacity_bytes);
             }
+            /* Entries only: its invalidations still go through Redis, so
+             * turning the stage's L2 on again finds nothing stale there. */
+            atomic_store(&sc->l2_off, st->in_process_only);
             rt->caches[rt->api_offset[a] + s] = sc;
         }
     }

@@ -49,6 +49,7 @@ struct srv_stage_cache {
     _Atomic uint64_t l2_generation;
     atomic_bool l2_ready;
     atomic_int l2_pending;
+    atomic_bool l2_off; /* the stage's cache_backend is memory: no entry in Redis */
 };
 
 /* A stage cache outlives the snapshots that share it (refcounted). */

@@ -150,7 +150,8 @@ struct l2_client *tier_worker_client(uv_loop_t *loop)
 
 bool tier_stage_readable(const struct srv_stage_cache *sc)
 {
-    return tier.on && atomic_load_explicit(&sc->l2_ready, memory_order_acquire) &&
+    return tier.on && !atomic_load_explicit(&sc->l2_off, memory_order_relaxed) &&
+           atomic_load_explicit(&sc->l2_ready, memory_order_acquire) &&
            atomic_load_explicit(&sc->l2_pending, memory_order_acquire) == 0;
 }
 

@@ -64,6 +64,14 @@ apis:
             http_method: "*"
             cache_ttl_in_seconds: 300
             require_authorization_for_cache_control: false
+      local:
+        cache_cluster_enabled: true
+        cache_cluster_size: "64MiB"
+        cache_backend: { type: memory }
+        method_settings:
+          - resource_path: "/*"
+            http_method: "*"
+            cache_ttl_in_seconds: 300
 """
 
 
@@ -383,6 +391,22 @@ class ClusterInvalidation(ClusterTest):
         r = self.get(b, "/prod/pets/5")
         self.assertStatus(r, "MISS")  # the flushed generation is not read
         self.assertNotEqual(r.json()["n"], n)
+
+
+class InProcessStage(ClusterTest):
+    def test_stage_kept_out_of_redis_still_shares_invalidations(self):
+        a, b = self.two_nodes()
+        ra = self.get(a, "/local/pets/1")
+        self.assertStatus(ra, "MISS")
+        time.sleep(0.2)  # what a write to Redis would have needed
+        rb = self.get(b, "/local/pets/1")
+        self.assertStatus(rb, "MISS")  # each node fetched its own
+        self.assertEqual(redis_command(self.redis.port, "KEYS", "gc:e:shop/local*"), [])
+        self.assertStatus(self.get(b, "/local/pets/1"), "HIT")
+        r = self.admin(a, "POST", "/v1/apis/shop/stages/local/invalidations",
+                       json.dumps({"paths": ["/pets/1"]}))
+        self.assertEqual(r.status, 201, r)
+        self.assertStatus(self.wait_fresh(b, "/local/pets/1", rb.json()["n"]), "MISS")
 
 
 class LateWrites(ClusterTest):

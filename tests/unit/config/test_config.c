@@ -153,6 +153,18 @@ static void write_file(const char *path, const char *text)
     "    type: redis\n"                                                                            \
     "    " extra "\n" MIN_API
 
+/* MIN_API with a stage whose cache_backend is `value` (line 9). */
+#define STAGE_BACKEND(value)                                                                       \
+    "apis:\n"                                                                                      \
+    "  - id: a\n"                                                                                  \
+    "    resources:\n"                                                                             \
+    "      /x:\n"                                                                                  \
+    "        GET:\n"                                                                               \
+    "          integration: {type: MOCK}\n"                                                        \
+    "    stages:\n"                                                                                \
+    "      prod:\n"                                                                                \
+    "        cache_backend: " value "\n"
+
 /* ================= bad configs ================= */
 
 struct bad_case {
@@ -245,6 +257,12 @@ static const struct bad_case bad_cases[] = {
     {BACKEND("url: \"redis://u@h\""),
      "t.yaml:4:10: username: an ACL user needs a password (in the url, `password`, "
      "`password_env` or `password_file`)"},
+    {STAGE_BACKEND("{type: redis}"),
+     "t.yaml:9:31: cache_backend: a stage may only set type memory (to stay out of the shared "
+     "tier); redis is set once, in server.cache_backend"},
+    {STAGE_BACKEND("{type: disk}"),
+     "t.yaml:9:31: cache_backend: unknown type \"disk\" (a stage may set memory)"},
+    {STAGE_BACKEND("{type: memory, url: \"redis://h\"}"), "t.yaml:9:39: unknown key \"url\" in cache_backend"},
     {BACKEND("url: \"redis://:a@h\"\n    password_env: GATE_TEST_REDIS_PW"),
      "t.yaml:5:19: password_env: a password is given already: give it once"},
     {BACKEND("url: \"redis://h\"\n    password_env: GATE_TEST_REDIS_PW\n"
@@ -1128,12 +1146,24 @@ static void test_cache_backend_redis(void **state)
     cfg_release(&c);
 
     /* ... or, as every other secret, come from the environment. */
+
     setenv("GATE_TEST_REDIS_PW", "from-env", 1);
     c = load_ok(BACKEND("url: \"redis://h\"\n    username: gate\n"
                         "    password_env: GATE_TEST_REDIS_PW"));
     assert_string_equal(c->server.cache_backend.password, "from-env");
     cfg_release(&c);
     unsetenv("GATE_TEST_REDIS_PW");
+
+    /* A stage may stay out of the shared tier. */
+    c = load_ok(STAGE_BACKEND("{type: memory}"));
+    assert_true(c->apis[0].stages[0].in_process_only);
+    struct cfg *d2 = cfg_clone(c);
+    assert_true(d2->apis[0].stages[0].in_process_only);
+    cfg_release(&d2);
+    cfg_release(&c);
+    c = load_ok(MIN_API);
+    assert_false(c->apis[0].stages[0].in_process_only);
+    cfg_release(&c);
 }
 
 /* A password in a url never shows in a message, even when a '/' it should

@@ -111,10 +111,15 @@ static bool spans_in_key(const struct cache_entry_init *in, size_t method_len)
 
 static size_t page_round(uint64_t size)
 {
-    static size_t page;
-    if (page == 0)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return (size_t)((size + page - 1) / page * page);
+    /* Any worker may be first: relaxed atomics, every thread computes the
+     * same value. */
+    static _Atomic size_t page;
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (p == 0) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return (size_t)((size + p - 1) / p * p);
 }
 
 /* The entry's memory: mapped when the body is large (see the file comment).

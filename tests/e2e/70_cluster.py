@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -104,8 +105,16 @@ class Redis:
         if not port_open(self.port):
             raise AssertionError("redis-server did not open port %d" % self.port)
 
+    def pause(self):
+        """SIGSTOP: Redis keeps its connections but answers nothing."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self):
         if self.proc is not None:
+            self.resume()  # a stopped process would not see SIGTERM
             stop_pid(self.proc, 5)
             self.proc = None
 
@@ -480,6 +489,33 @@ class RedisTrouble(ClusterTest):
         # B drops its L1 on the reconnect; the flush reaches Redis from A's retry
         self.assertNotEqual(self.wait_fresh(b, "/prod/pets/1", n).json()["n"], n)
         self.wait_metric(a, "gatecache_l2_invalidations_published_total", lambda v: v >= 1)
+
+    def test_stalled_redis_costs_at_most_the_command_timeout(self):
+        a, b = self.two_nodes()
+        self.redis.pause()
+        try:
+            for i in range(5):
+                for gw in (a, b):
+                    t0 = time.monotonic()
+                    r = self.get(gw, "/prod/pets/s%d" % i)
+                    took = time.monotonic() - t0
+                    self.assertEqual(r.status, 200, r)
+                    self.assertStatus(r, "MISS")
+                    # command_timeout_ms is 200: the lookup gives up, then the origin
+                    self.assertLess(took, 2.0, "a request waited %.2f s on a stalled Redis" % took)
+            m = self.metrics(a)
+            self.assertGreater(m['gatecache_l2_lookups_total{result="error"}']
+                               + m['gatecache_l2_lookups_total{result="skipped"}'], 0)
+        finally:
+            self.redis.resume()
+        # answers keep coming, and the nodes share again once Redis answers
+        deadline = time.monotonic() + PROPAGATION_S
+        for i in range(100000):
+            self.assertStatus(self.get(a, "/prod/pets/back%d" % i), "MISS")
+            if self.get(b, "/prod/pets/back%d" % i).headers.get("x-cache-status") == "HIT":
+                break
+            self.assertLess(time.monotonic(), deadline, "the nodes never shared again")
+            time.sleep(0.05)
 
     def test_starts_without_redis(self):
         self.redis.stop()

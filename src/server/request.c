@@ -1065,7 +1065,7 @@ static bool ask_l2(struct req *r)
     size_t n = 0;
     if (tier_stage_readable(r->cache)) {
         r->l2_generation = atomic_load(&r->cache->l2_generation);
-        n = tier_entry_key(k, r->cache, r->hash);
+        n = tier_entry_key(k, r->cache, r->l2_generation, r->hash);
     }
     r->l2 = n ? l2_get(l2, k, n, on_l2_answer, r) : NULL;
     if (!r->l2)

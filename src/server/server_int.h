@@ -195,7 +195,8 @@ bool tier_stage_readable(const struct srv_stage_cache *sc);
 void tier_count_lookup(int result);
 /* The L2 key of a cache key's hash (out: at least TIER_KEY_MAX bytes); 0 if it does not fit. */
 #define TIER_KEY_MAX 1024
-size_t tier_entry_key(char *out, const struct srv_stage_cache *sc, uint64_t hash);
+size_t tier_entry_key(char *out, const struct srv_stage_cache *sc, uint64_t generation,
+                      uint64_t hash);
 /* generation: the stage's L2 generation when the fill began. */
 void tier_store(struct l2_client *c, struct srv_stage_cache *sc, uint64_t generation,
                 const struct cache_entry *e, int64_t now);

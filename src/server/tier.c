@@ -109,30 +109,34 @@ bool tier_enabled(void)
 
 /* ================= keys ================= */
 
-/* "<kind>:<api>/<stage>[:<generation>]" into out (cap TIER_KEY_MAX). */
-static size_t stage_key(char *out, char kind, const struct srv_stage_cache *sc, bool with_gen)
+/* "<kind>:<api>/<stage>[:<generation>]" into out (cap TIER_KEY_MAX);
+ * gen NULL: without. */
+static size_t stage_key(char *out, char kind, const struct srv_stage_cache *sc,
+                        const uint64_t *gen)
 {
-    int n = with_gen ? snprintf(out, TIER_KEY_MAX, "%c:%s/%s:%" PRIu64, kind, sc->api_id,
-                                sc->stage, atomic_load(&sc->l2_generation))
-                     : snprintf(out, TIER_KEY_MAX, "%c:%s/%s", kind, sc->api_id, sc->stage);
+    int n = gen ? snprintf(out, TIER_KEY_MAX, "%c:%s/%s:%" PRIu64, kind, sc->api_id, sc->stage,
+                           *gen)
+                : snprintf(out, TIER_KEY_MAX, "%c:%s/%s", kind, sc->api_id, sc->stage);
     return n > 0 && n < TIER_KEY_MAX ? (size_t)n : 0;
 }
 
 /* The L2 key of a cache key: stage, generation and the key's hash. The
  * value holds the whole key, checked on read (l2_entry_decode). */
-size_t tier_entry_key(char *out, const struct srv_stage_cache *sc, uint64_t hash)
+size_t tier_entry_key(char *out, const struct srv_stage_cache *sc, uint64_t generation,
+                      uint64_t hash)
 {
     char k[TIER_KEY_MAX];
-    size_t n = stage_key(k, 'e', sc, true);
+    size_t n = stage_key(k, 'e', sc, &generation);
     int m = snprintf(out, TIER_KEY_MAX, "%.*s:%016" PRIx64, (int)n, k, hash);
     return m > 0 && m < TIER_KEY_MAX ? (size_t)m : 0;
 }
 
 /* An index set: "p:" (path) or "t:" (tag) + stage + generation + value. */
-static struct buf index_key(char kind, const struct srv_stage_cache *sc, const char *v, size_t len)
+static struct buf index_key(char kind, const struct srv_stage_cache *sc, uint64_t generation,
+                            const char *v, size_t len)
 {
     char k[TIER_KEY_MAX];
-    size_t n = stage_key(k, kind, sc, true);
+    size_t n = stage_key(k, kind, sc, &generation);
     struct buf b;
     buf_init(&b);
     buf_append(&b, k, n);
@@ -174,16 +178,16 @@ void tier_store(struct l2_client *c, struct srv_stage_cache *sc, uint64_t genera
         atomic_load(&sc->l2_generation) != generation)
         return;
     char key[TIER_KEY_MAX];
-    size_t key_len = tier_entry_key(key, sc, e->hash);
+    size_t key_len = tier_entry_key(key, sc, generation, e->hash);
     size_t n_tags = 0;
     for (const char *t = cache_entry_tags(e); *t; t += strlen(t) + 1)
         n_tags++;
     struct buf *idx = xcalloc(1 + n_tags, sizeof(*idx));
     struct l2_str *ix = xcalloc(1 + n_tags, sizeof(*ix));
-    idx[0] = index_key('p', sc, cache_entry_path(e), e->path_len);
+    idx[0] = index_key('p', sc, generation, cache_entry_path(e), e->path_len);
     size_t i = 1;
     for (const char *t = cache_entry_tags(e); *t; t += strlen(t) + 1)
-        idx[i++] = index_key('t', sc, t, strlen(t));
+        idx[i++] = index_key('t', sc, generation, t, strlen(t));
     for (i = 0; i < 1 + n_tags; i++)
         ix[i] = (struct l2_str){idx[i].data, idx[i].len};
     size_t size = l2_entry_size(e);
@@ -436,11 +440,11 @@ static void run_job(struct tier_job *j)
     bool ok;
     if (j->kind == JOB_READ_GEN) {
         char k[TIER_KEY_MAX];
-        size_t n = stage_key(k, 'g', sc, false);
+        size_t n = stage_key(k, 'g', sc, NULL);
         ok = l2_get_int(tier.client, k, n, on_generation, j);
     } else if (j->kind == JOB_FLUSH || j->kind == JOB_PREFIX) {
         char k[TIER_KEY_MAX];
-        size_t n = stage_key(k, 'g', sc, false);
+        size_t n = stage_key(k, 'g', sc, NULL);
         ok = l2_incr(tier.client, k, n, on_new_generation, j);
     } else if (!atomic_load(&sc->l2_ready)) {
         /* The generation is not known yet, so neither are the keys: later. */
@@ -452,7 +456,7 @@ static void run_job(struct tier_job *j)
         bool in_b = j->kind == JOB_METHOD_PATH || j->kind == JOB_KEY;
         const char *v = in_b ? j->b : j->a;
         size_t len = in_b ? j->b_len : j->a_len;
-        struct buf ik = index_key(tag ? 't' : 'p', sc, v, len);
+        struct buf ik = index_key(tag ? 't' : 'p', sc, atomic_load(&sc->l2_generation), v, len);
         ok = l2_delete_index(tier.client, ik.data, ik.len, tombstone_ms(), on_deleted, j);
         buf_free(&ik);
     }
@@ -505,7 +509,7 @@ static void read_generations(void)
         pthread_mutex_unlock(&tier.lock);
         all_add(j);
         char k[TIER_KEY_MAX];
-        size_t n = stage_key(k, 'g', sc, false);
+        size_t n = stage_key(k, 'g', sc, NULL);
         if (!l2_get_int(tier.client, k, n, on_generation, j))
             job_free(j);
     }

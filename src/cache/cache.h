@@ -186,6 +186,14 @@ struct cache_entry *cache_store_get(struct cache_store *s, const char *key, size
  */
 bool cache_store_put(struct cache_store *s, struct cache_entry *e, int64_t now_ms);
 
+/*
+ * A count bumped as each flush, invalidation walk or remove begins (any
+ * thread). An entry fetched from elsewhere before an invalidation must not
+ * be put back after it: read this before fetching, and again after the put;
+ * if it moved, remove what was put (server/request.c, the shared tier).
+ */
+uint64_t cache_store_invalidations(const struct cache_store *s);
+
 /* Removes the entry with this key; true if one was removed. */
 bool cache_store_remove(struct cache_store *s, const char *key, size_t key_len, uint64_t hash);
 

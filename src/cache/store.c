@@ -65,6 +65,7 @@ struct cache_store {
     uint32_t magic;
     uint64_t capacity;
     _Atomic uint64_t generation;
+    _Atomic uint64_t invalidations; /* bumped as each flush, walk or remove begins */
     _Atomic uint64_t bytes; /* sum of charges of linked entries, all shards */
     _Atomic uint64_t evictions;
     atomic_uint evict_rr; /* round-robin cursor over other shards */
@@ -440,8 +441,19 @@ bool cache_store_put(struct cache_store *s, struct cache_entry *e, int64_t now_m
     return true;
 }
 
+static void note_invalidation(struct cache_store *s)
+{
+    atomic_fetch_add_explicit(&s->invalidations, 1, memory_order_acq_rel);
+}
+
+uint64_t cache_store_invalidations(const struct cache_store *s)
+{
+    return atomic_load_explicit(&s->invalidations, memory_order_acquire);
+}
+
 bool cache_store_remove(struct cache_store *s, const char *key, size_t key_len, uint64_t hash)
 {
+    note_invalidation(s);
     struct cache__shard *sh = shard_of(s, hash);
     struct cache_entry *dead = NULL;
     bool removed = false;
@@ -469,6 +481,7 @@ bool cache_store_remove(struct cache_store *s, const char *key, size_t key_len, 
 
 uint64_t cache_store_flush(struct cache_store *s)
 {
+    note_invalidation(s);
     return atomic_fetch_add_explicit(&s->generation, 1, memory_order_acq_rel) + 1;
 }
 
@@ -529,6 +542,7 @@ static size_t shard_invalidate(struct cache_store *s, struct cache__shard *sh,
 
 static size_t invalidate(struct cache_store *s, const struct cache__match *m)
 {
+    note_invalidation(s);
     size_t n = 0;
     for (unsigned i = 0; i < CACHE__NSHARDS; i++)
         n += shard_invalidate(s, &s->shards[i], m);

@@ -66,6 +66,39 @@ static const char delete_script[] =
     "redis.call('DEL', KEYS[1])\n"
     "return n\n";
 
+/* INCR that never lands at or below ARGV[1]: a counter lost from Redis
+ * (evicted, a restart without persistence) must not come back lower than a
+ * node has seen. Returns the new value. */
+static const char incr_above_script[] =
+    "local v = redis.call('INCR', KEYS[1])\n"
+    "local f = tonumber(ARGV[1])\n"
+    "if v <= f then v = f + 1; redis.call('SET', KEYS[1], v) end\n"
+    "return v\n";
+
+/* The counter, first raised to ARGV[1] when below it or absent. */
+static const char raise_to_script[] =
+    "local v = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local f = tonumber(ARGV[1])\n"
+    "if v == nil then return redis.error_reply('not a counter') end\n"
+    "if v < f then v = f; redis.call('SET', KEYS[1], v) end\n"
+    "return v\n";
+
+/* delete_script on the index of the generation Redis holds now: ARGV[2] ..
+ * GET(KEYS[1]) (0 when absent) .. ARGV[3]. A node that has not yet heard of
+ * a flush still deletes where the others write. */
+static const char delete_at_script[] =
+    "local idx = ARGV[2] .. (redis.call('GET', KEYS[1]) or '0') .. ARGV[3]\n"
+    "if tonumber(ARGV[1]) > 0 then\n"
+    "  redis.call('SET', idx .. '\\n!', '1', 'PX', ARGV[1])\n"
+    "end\n"
+    "local m = redis.call('SMEMBERS', idx)\n"
+    "local n = 0\n"
+    "for i = 1, #m, 1000 do\n"
+    "  n = n + redis.call('DEL', unpack(m, i, math.min(i + 999, #m)))\n"
+    "end\n"
+    "redis.call('DEL', idx)\n"
+    "return n\n";
+
 enum op_kind { OP_GET, OP_GET_INT, OP_INCR, OP_COUNT, OP_SET, OP_PUBLISH };
 
 struct l2_op {
@@ -446,6 +479,31 @@ bool l2_delete_index(struct l2_client *c, const char *index_key, size_t len,
     return op != NULL;
 }
 
+bool l2_delete_index_at(struct l2_client *c, const char *gen_key, size_t gen_len,
+                        const char *head, size_t head_len, const char *tail, size_t tail_len,
+                        uint64_t tombstone_ms, l2_count_cb cb, void *arg)
+{
+    GATE_ASSERT(c->magic == L2_CLIENT_MAGIC);
+    buf_reset(&c->scratch);
+    size_t g = scratch_key(c, gen_key, gen_len);
+    size_t g_end = c->scratch.len;
+    size_t t = scratch_u64(c, tombstone_ms);
+    size_t t_end = c->scratch.len;
+    size_t h = scratch_key(c, head, head_len);
+    size_t h_end = c->scratch.len;
+    const char *argv[7] = {"EVAL", delete_at_script, "1", c->scratch.data + g,
+                           c->scratch.data + t, c->scratch.data + h, tail};
+    size_t lens[7] = {4, sizeof(delete_at_script) - 1, 1, g_end - g, t_end - t, h_end - h,
+                      tail_len};
+    struct l2_op *op = send_op(c, OP_COUNT, 7, argv, lens);
+    if (op) {
+        op->cb.count = cb;
+        op->arg = arg;
+        op->live = true;
+    }
+    return op != NULL;
+}
+
 static bool send_int_op(struct l2_client *c, enum op_kind kind, const char *cmd, const char *key,
                         size_t len, l2_int_cb cb, void *arg)
 {
@@ -462,6 +520,41 @@ static bool send_int_op(struct l2_client *c, enum op_kind kind, const char *cmd,
 bool l2_incr(struct l2_client *c, const char *key, size_t len, l2_int_cb cb, void *arg)
 {
     return send_int_op(c, OP_INCR, "INCR", key, len, cb, arg);
+}
+
+/* EVAL script 1 prefix+key floor, answered as an integer. */
+static bool send_floor_op(struct l2_client *c, const char *script, size_t script_len,
+                          const char *key, size_t len, uint64_t floor, l2_int_cb cb, void *arg)
+{
+    GATE_ASSERT(c->magic == L2_CLIENT_MAGIC);
+    buf_reset(&c->scratch);
+    scratch_key(c, key, len);
+    size_t klen = c->scratch.len;
+    size_t f = scratch_u64(c, floor);
+    const char *argv[5] = {"EVAL", script, "1", c->scratch.data, c->scratch.data + f};
+    size_t lens[5] = {4, script_len, 1, klen, c->scratch.len - f};
+    struct l2_op *op = send_op(c, OP_INCR, 5, argv, lens);
+    if (op) {
+        op->cb.num = cb;
+        op->arg = arg;
+        op->live = true;
+    }
+    return op != NULL;
+}
+
+bool l2_incr_above(struct l2_client *c, const char *key, size_t len, uint64_t floor,
+                   l2_int_cb cb, void *arg)
+{
+    return send_floor_op(c, incr_above_script, sizeof(incr_above_script) - 1, key, len, floor,
+                         cb, arg);
+}
+
+bool l2_raise_to(struct l2_client *c, const char *key, size_t len, uint64_t floor, l2_int_cb cb,
+                 void *arg)
+{
+    GATE_ASSERT(cb);
+    return send_floor_op(c, raise_to_script, sizeof(raise_to_script) - 1, key, len, floor, cb,
+                         arg);
 }
 
 bool l2_get_int(struct l2_client *c, const char *key, size_t len, l2_int_cb cb, void *arg)

@@ -12,6 +12,7 @@
  * with the pair (now_ms, wall_now_ms) read together by the caller.
  */
 #include "cache/cache.h"
+#include "crypto/aead.h"
 #include "l2/l2_int.h"
 #include "util/util.h"
 
@@ -128,6 +129,39 @@ static bool tags_ok(const char *t, size_t size)
     return true;
 }
 
+/* The head as server/request.c stores it: "HTTP/1.1 NNN reason\r\n", the
+ * headers, and last "Content-Length: N\r\n" with N the body's length (of
+ * the plaintext when sealed). A hit sends the head as it is and reads the
+ * status from it: another shape would answer the client a broken response
+ * or read past the head. */
+static bool head_ok(const struct spans *s)
+{
+    static const char cl[] = "\r\nContent-Length: ";
+    const char *h = s->head;
+    size_t n = s->head_len;
+    if (n < 15 || memcmp(h, "HTTP/1.1 ", 9) != 0 || h[9] < '1' || h[9] > '5' || h[10] < '0' ||
+        h[10] > '9' || h[11] < '0' || h[11] > '9' || h[12] != ' ' || h[n - 2] != '\r' ||
+        h[n - 1] != '\n')
+        return false;
+    size_t d = n - 2; /* the digits of the last line end here */
+    size_t start = d;
+    while (start > 0 && h[start - 1] >= '0' && h[start - 1] <= '9')
+        start--;
+    if (start == d || d - start > 10 || start < sizeof(cl) - 1 ||
+        memcmp(h + start - (sizeof(cl) - 1), cl, sizeof(cl) - 1) != 0)
+        return false;
+    uint64_t length = 0;
+    for (size_t i = start; i < d; i++)
+        length = length * 10 + (uint64_t)(h[i] - '0');
+    uint64_t body = s->body_len;
+    if (s->flags & CACHE_ENTRY_ENCRYPTED) {
+        if (body < CRY_AEAD_OVERHEAD)
+            return false;
+        body -= CRY_AEAD_OVERHEAD;
+    }
+    return length == body;
+}
+
 static bool times_ok(const struct spans *s)
 {
     return s->stored >= 0 && s->stored <= s->expires && s->expires <= s->stale &&
@@ -166,7 +200,7 @@ static bool split(const char *data, size_t len, struct spans *s)
     return (s->flags & ~CACHE_ENTRY_ENCRYPTED) == 0 && s->key_len > 0 &&
            is_token(s->method, s->method_len) && s->path_len > 0 &&
            !memchr(s->path, '\0', s->path_len) && tags_ok(s->tags, s->tags_size) &&
-           !memchr(s->head, '\0', s->head_len) && times_ok(s);
+           !memchr(s->head, '\0', s->head_len) && head_ok(s) && times_ok(s);
 }
 
 /* ================= decoding ================= */

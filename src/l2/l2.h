@@ -209,6 +209,16 @@ bool l2_set(struct l2_client *c, const char *key, size_t key_len, const char *va
 bool l2_delete_index(struct l2_client *c, const char *index_key, size_t len,
                      uint64_t tombstone_ms, l2_count_cb cb, void *arg);
 
+/*
+ * l2_delete_index on the index named prefix+head, then the decimal value of
+ * the counter prefix+gen_key as Redis holds it now (0 when absent), then
+ * tail -- so the index of the current generation is the one deleted, whatever
+ * generation the caller has heard of. Same calling rules.
+ */
+bool l2_delete_index_at(struct l2_client *c, const char *gen_key, size_t gen_len,
+                        const char *head, size_t head_len, const char *tail, size_t tail_len,
+                        uint64_t tombstone_ms, l2_count_cb cb, void *arg);
+
 /* INCR prefix+key: cb(arg, L2_HIT, new value) or L2_ERROR. A stage's generation
  * counter: a flush is one INCR. Same calling rules as l2_delete_index (cb may
  * be NULL). */
@@ -218,6 +228,16 @@ bool l2_incr(struct l2_client *c, const char *key, size_t len, l2_int_cb cb, voi
  * does not exist, L2_ERROR (also for a value that is not a decimal int64).
  * Same calling rules as l2_delete_index, cb required. */
 bool l2_get_int(struct l2_client *c, const char *key, size_t len, l2_int_cb cb, void *arg);
+
+/* A counter that must never go back (stage generations): INCR, but to at
+ * least floor + 1 (a counter lost from Redis comes back above what the
+ * caller has seen); cb(arg, L2_HIT, new value) or L2_ERROR. Rules as l2_incr. */
+bool l2_incr_above(struct l2_client *c, const char *key, size_t len, uint64_t floor,
+                   l2_int_cb cb, void *arg);
+/* Reads such a counter, first raising it to floor when it is lower or
+ * absent: cb(arg, L2_HIT, value >= floor) or L2_ERROR. cb required. */
+bool l2_raise_to(struct l2_client *c, const char *key, size_t len, uint64_t floor, l2_int_cb cb,
+                 void *arg);
 
 /* Fire and forget: PUBLISH prefix+channel msg. Returns false when it failed
  * fast; counted in publishes or errors. */

@@ -423,8 +423,9 @@ static size_t put_u64(char *p, uint64_t v)
 static int stored_status(const struct cache_entry *e)
 {
     int status = 0;
-    for (const char *p = cache_entry_head(e) + 9; *p >= '0' && *p <= '9'; p++)
-        status = status * 10 + (*p - '0');
+    const char *h = cache_entry_head(e);
+    for (size_t i = 9; i < e->head_len && i < 12 && h[i] >= '0' && h[i] <= '9'; i++)
+        status = status * 10 + (h[i] - '0');
     return status;
 }
 
@@ -1034,7 +1035,14 @@ static bool serve_from_l2(struct req *r, const char *data, size_t len)
         cache_entry_release(&e);
         return false;
     }
+    /* An invalidation that began since the lookup may have missed this
+     * entry (it was in Redis, on its way here): then it does not go in. */
     cache_store_put(sc->store, cache_entry_ref(e), now);
+    if (cache_store_invalidations(sc->store) != r->l2_invalidations) {
+        cache_store_remove(sc->store, e->key, e->key_len, e->hash);
+        cache_entry_release(&e);
+        return false;
+    }
     cache_entry_release(&r->stale);
     release_fill(r); /* waiters find it in L1 */
     bool ok = serve_entry(r, e, "X-Cache-Status: HIT\r\n", true, now);
@@ -1065,6 +1073,7 @@ static bool ask_l2(struct req *r)
     size_t n = 0;
     if (tier_stage_readable(r->cache)) {
         r->l2_generation = atomic_load(&r->cache->l2_generation);
+        r->l2_invalidations = cache_store_invalidations(r->cache->store);
         n = tier_entry_key(k, r->cache, r->l2_generation, r->hash);
     }
     r->l2 = n ? l2_get(l2, k, n, on_l2_answer, r) : NULL;

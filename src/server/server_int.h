@@ -146,6 +146,7 @@ struct req {
     struct cache_entry *stale; /* ref: expired entry kept for stale-if-error */
     struct l2_op *l2;       /* borrowed: the shared tier's lookup in flight, or NULL */
     uint64_t l2_generation; /* the stage's L2 generation when the lookup or fill began */
+    uint64_t l2_invalidations; /* cache_store_invalidations when the lookup began */
 
     /* upstream answer */
     struct up_transfer *up;

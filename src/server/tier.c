@@ -53,6 +53,7 @@
 
 #define TIER_CHANNEL "inv"
 #define TIER_TICK_MS 100 /* generation reads and job retries */
+#define TIER_RECHECK_TICKS 10 /* every stage's generation read again: each second */
 #define TIER_MAX_JOBS 4096    /* queued + waiting for a retry */
 
 enum tier_kind { JOB_FLUSH, JOB_PATH, JOB_PREFIX, JOB_METHOD_PATH, JOB_TAG, JOB_KEY, JOB_READ_GEN };
@@ -99,6 +100,7 @@ static struct {
     struct tier_job *retry; /* main loop only: jobs Redis did not take */
     struct tier_job *all;   /* main loop only: every job taken off the queue */
     bool subscribed_once;   /* main loop only */
+    uint64_t ticks;         /* main loop only */
     struct tier_stats st;
 } tier = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -441,24 +443,36 @@ static void run_job(struct tier_job *j)
     if (j->kind == JOB_READ_GEN) {
         char k[TIER_KEY_MAX];
         size_t n = stage_key(k, 'g', sc, NULL);
-        ok = l2_get_int(tier.client, k, n, on_generation, j);
+        ok = l2_raise_to(tier.client, k, n, atomic_load(&sc->l2_generation), on_generation, j);
     } else if (j->kind == JOB_FLUSH || j->kind == JOB_PREFIX) {
         char k[TIER_KEY_MAX];
         size_t n = stage_key(k, 'g', sc, NULL);
-        ok = l2_incr(tier.client, k, n, on_new_generation, j);
+        ok = l2_incr_above(tier.client, k, n, atomic_load(&sc->l2_generation), on_new_generation,
+                           j);
     } else if (!atomic_load(&sc->l2_ready)) {
         /* The generation is not known yet, so neither are the keys: later. */
         ok = false;
     } else {
         /* A refreshed key (JOB_KEY) drops its path's index: the entry key
          * alone would leave the tombstone nothing to guard. */
+        /* The index of the generation Redis has now, which may be newer
+         * than this node has heard of: "<p|t>:<stage>:" + it + ":" + value. */
         bool tag = j->kind == JOB_TAG;
         bool in_b = j->kind == JOB_METHOD_PATH || j->kind == JOB_KEY;
         const char *v = in_b ? j->b : j->a;
         size_t len = in_b ? j->b_len : j->a_len;
-        struct buf ik = index_key(tag ? 't' : 'p', sc, atomic_load(&sc->l2_generation), v, len);
-        ok = l2_delete_index(tier.client, ik.data, ik.len, tombstone_ms(), on_deleted, j);
-        buf_free(&ik);
+        char g[TIER_KEY_MAX], head[TIER_KEY_MAX];
+        size_t gn = stage_key(g, 'g', sc, NULL);
+        size_t hn = stage_key(head, tag ? 't' : 'p', sc, NULL);
+        struct buf tail;
+        buf_init(&tail);
+        buf_append(&tail, ":", 1);
+        buf_append(&tail, v, len);
+        head[hn++] = ':';
+        ok = gn && hn > 1 &&
+             l2_delete_index_at(tier.client, g, gn, head, hn, tail.data, tail.len,
+                                tombstone_ms(), on_deleted, j);
+        buf_free(&tail);
     }
     if (!ok)
         job_failed(j);
@@ -486,20 +500,34 @@ static void on_wake(uv_async_t *a)
 static void on_generation(void *arg, enum l2_result r, int64_t value)
 {
     struct tier_job *j = arg;
+    struct srv_stage_cache *sc = j->sc;
     if (r != L2_ERROR && value >= 0) {
-        raise_generation(j->sc, (uint64_t)value);
-        atomic_store_explicit(&j->sc->l2_ready, true, memory_order_release);
+        bool was_ready = atomic_load(&sc->l2_ready);
+        uint64_t before = atomic_load(&sc->l2_generation);
+        raise_generation(sc, (uint64_t)value);
+        if (was_ready && (uint64_t)value > before) {
+            /* A flush this node never heard of (a lost message): what its
+             * L1 holds may be older than it. */
+            cache_store_flush(sc->store);
+            log_warn("shared tier: %s/%s: a flush reached this node only through its "
+                     "generation: in-process cache dropped",
+                     sc->api_id, sc->stage);
+        }
+        atomic_store_explicit(&sc->l2_ready, true, memory_order_release);
     }
     job_free(j); /* not retried: the next tick reads again */
 }
 
-/* Reads the generation of every stage whose generation is not known. */
-static void read_generations(void)
+/* Reads the generation of every stage whose generation is not known, or of
+ * every stage (all): so that a flush whose message was lost reaches this
+ * node within TIER_RECHECK_TICKS, and a generation Redis lost is put back
+ * (l2_raise_to with this node's as the floor). */
+static void read_generations(bool all)
 {
     struct srv_runtime *rt = srv_current_runtime();
     for (size_t i = 0; rt && i < rt->n_caches; i++) {
         struct srv_stage_cache *sc = rt->caches[i];
-        if (atomic_load(&sc->l2_ready))
+        if (!all && atomic_load(&sc->l2_ready))
             continue;
         struct tier_job *j = xcalloc(1, sizeof(*j));
         j->kind = JOB_READ_GEN;
@@ -510,7 +538,7 @@ static void read_generations(void)
         all_add(j);
         char k[TIER_KEY_MAX];
         size_t n = stage_key(k, 'g', sc, NULL);
-        if (!l2_get_int(tier.client, k, n, on_generation, j))
+        if (!l2_raise_to(tier.client, k, n, atomic_load(&sc->l2_generation), on_generation, j))
             job_free(j);
     }
     srv_runtime_release(&rt);
@@ -532,7 +560,7 @@ static void on_tick(uv_timer_t *t)
         tier.subscribed_once = true;
         drop_every_l1(); /* and reads the generations */
     }
-    read_generations();
+    read_generations(++tier.ticks % TIER_RECHECK_TICKS == 0);
     struct tier_job *j = tier.retry;
     tier.retry = NULL;
     while (j) {
@@ -562,15 +590,17 @@ static void apply_message(struct srv_stage_cache *sc, const struct l2_msg *m)
     struct cache_store *s = sc->store;
     switch (m->kind) {
     case L2_MSG_FLUSH:
-        cache_store_flush(s);
+        /* The new generation first: a lookup that sees the old one after
+         * the flush is then refused by serve_from_l2's check. */
         raise_generation(sc, m->generation);
+        cache_store_flush(s);
         break;
     case L2_MSG_PATH:
         cache_store_invalidate_path(s, m->a.data, m->a.len, false);
         break;
     case L2_MSG_PATH_PREFIX:
-        cache_store_invalidate_path(s, m->a.data, m->a.len, true);
         raise_generation(sc, m->generation);
+        cache_store_invalidate_path(s, m->a.data, m->a.len, true);
         break;
     case L2_MSG_METHOD_PATH: {
         char method[32];
@@ -620,7 +650,7 @@ static void drop_every_l1(void)
         cache_store_flush(rt->caches[i]->store);
     }
     srv_runtime_release(&rt);
-    read_generations();
+    read_generations(false);
 }
 
 static void on_reset(void *arg)
@@ -664,6 +694,13 @@ int tier_start(uv_loop_t *loop, const struct cfg *cfg)
         log_error("shared tier: unusable Redis options");
         l2_client_free(&tier.client);
         l2_sub_free(&tier.sub);
+        if (tier.password)
+            OPENSSL_cleanse(tier.password, strlen(tier.password));
+        free(tier.host);
+        free(tier.username);
+        free(tier.password);
+        free(tier.prefix);
+        tier.host = tier.username = tier.password = tier.prefix = NULL;
         return -1;
     }
     uv_async_init(loop, &tier.wake, on_wake);

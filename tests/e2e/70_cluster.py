@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -439,6 +440,104 @@ class LateWrites(ClusterTest):
             r = self.get(gw, "/prod/projects/L/members?page=1")
             self.assertNotEqual(r.json()["n"], old.json()["n"],
                                 "the answer from before the write came back: %r" % (r,))
+
+
+class ReplyDelayProxy(DelayProxy):
+    """A proxy to Redis that holds Redis's answers on the connections whose
+    accept order is in `slow` (a dict: index -> seconds), so one chosen
+    connection of a node (its subscriber, say) hears late."""
+
+    def __init__(self, target_port):
+        self.slow, self.accepted = {}, 0
+        super().__init__(target_port, 0)
+
+    async def _handle(self, cr, cw):
+        idx = self.accepted
+        self.accepted += 1
+        try:
+            sr, sw = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            cw.close()
+            return
+
+        async def answers():
+            try:
+                while True:
+                    data = await sr.read(65536)
+                    if not data:
+                        break
+                    if self.slow.get(idx):
+                        await asyncio.sleep(self.slow[idx])
+                    cw.write(data)
+                    await cw.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                cw.close()
+        await asyncio.gather(self._pipe(cr, sw, 0), answers())
+
+
+class RedisStateEdges(ClusterTest):
+    def flush(self, gw):
+        self.assertIn(self.admin(gw, "DELETE", "/v1/apis/shop/stages/prod/cache").status,
+                      (200, 202))
+
+    def test_generation_lost_from_redis_never_goes_back(self):
+        a = self.node()
+        self.flush(a)
+        self.wait_metric(a, "gatecache_l2_invalidations_published_total", lambda v: v >= 1)
+        old = self.get(a, "/prod/pets/1")
+        self.assertStatus(old, "MISS")
+        self.wait_in_redis(1)
+        redis_command(self.redis.port, "DEL", "gc:g:shop/prod")  # evicted, or a restart
+        self.flush(a)
+        self.wait_metric(a, "gatecache_l2_invalidations_published_total", lambda v: v >= 2)
+        r = self.get(a, "/prod/pets/1")
+        self.assertNotEqual(r.json()["n"], old.json()["n"], "a flushed answer was served: %r" % (r,))
+        self.assertGreaterEqual(int(redis_command(self.redis.port, "GET", "gc:g:shop/prod")), 2)
+
+    def test_path_invalidation_from_a_node_behind_a_flush(self):
+        # A hears B's flush late (its subscriber's answers are held 1.5 s);
+        # meanwhile B stores under the new generation and A invalidates the
+        # path: the delete must hit the generation Redis has, not A's.
+        proxy = ReplyDelayProxy(self.redis.port)
+        self.addCleanup(proxy.stop)
+        a = self.gateway(self.config(redis_port=proxy.port))
+        self.wait_metric(a, "gatecache_l2_stages_readable", lambda v: v >= 1, timeout=30)
+        b = self.node()
+        for i in range(proxy.accepted):
+            proxy.slow[i] = 1.5 if i == 1 else 0  # tier.c opens its client, then its subscriber
+        self.flush(b)
+        self.wait_metric(b, "gatecache_l2_invalidations_published_total", lambda v: v >= 1)
+        old = self.get(b, "/prod/pets/5")
+        self.assertStatus(old, "MISS")
+        self.wait_in_redis(1)
+        r = self.admin(a, "POST", "/v1/apis/shop/stages/prod/invalidations",
+                       json.dumps({"paths": ["/pets/5"]}))
+        self.assertEqual(r.status, 201, r)
+        self.wait_metric(b, "gatecache_l2_invalidations_received_total", lambda v: v >= 1)
+        for gw in (b, a):
+            r = self.get(gw, "/prod/pets/5")
+            self.assertNotEqual(r.json()["n"], old.json()["n"],
+                                "an invalidated answer was served: %r" % (r,))
+
+    def test_malformed_entry_in_redis_is_not_served(self):
+        a, b = self.two_nodes()
+        self.get(a, "/prod/pets/6")
+        self.wait_in_redis(1)
+        key = redis_command(self.redis.port, "KEYS", "gc:e:*")[0]
+        value = redis_command(self.redis.port, "GET", key)
+        method_len = value[5]
+        key_len, path_len = struct.unpack_from("<HH", value, 6)
+        tags_size = struct.unpack_from("<I", value, 12)[0]
+        cut = bytearray(value[:44 + key_len + method_len + path_len + tags_size])
+        struct.pack_into("<H", cut, 10, 0)  # no head
+        struct.pack_into("<I", cut, 16, 0)  # no body
+        redis_command(self.redis.port, "SET", key, bytes(cut), "PX", "60000")
+        r = self.get(b, "/prod/pets/6")
+        self.assertEqual(r.status, 200, r)
+        self.assertStatus(r, "MISS")  # refused, fetched from the origin
+        self.assertEqual(r.json()["path"], "/pets/6")
 
 
 class RedisTrouble(ClusterTest):

@@ -399,6 +399,24 @@ static void test_invalidate_path(void **state)
     cache_store_free(&s);
 }
 
+/* Every kind of invalidation moves the count, before it walks; lookups and
+ * puts do not. */
+static void test_invalidation_count(void **state)
+{
+    struct cache_store *s = populated();
+    uint64_t n = cache_store_invalidations(s);
+    look(s, "GET /pets/1 a", 0, 0);
+    assert_int_equal(cache_store_invalidations(s), n);
+    cache_store_invalidate_path(s, "/nothing", 8, false); /* even when nothing matches */
+    assert_int_equal(cache_store_invalidations(s), n + 1);
+    cache_store_invalidate_method_path(s, "GET", "/pets/1", 7);
+    cache_store_invalidate_tag(s, "t", 1);
+    cache_store_remove(s, "x", 1, 1);
+    cache_store_flush(s);
+    assert_int_equal(cache_store_invalidations(s), n + 5);
+    cache_store_free(&s);
+}
+
 static void test_invalidate_method_path(void **state)
 {
     struct cache_store *s = populated();
@@ -568,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_sieve_keeps_hot_entry),
         cmocka_unit_test(test_eviction_prefers_dead_entries),
         cmocka_unit_test(test_flush),
+        cmocka_unit_test(test_invalidation_count),
         cmocka_unit_test(test_flush_then_free_leaks_nothing),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_invalidate_path),

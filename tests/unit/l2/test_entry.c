@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cache/cache.h"
+#include "crypto/aead.h"
 #include "guard.h"
 #include "l2/l2.h"
 #include "util/util.h"
@@ -128,14 +129,20 @@ static void test_round_trip(void **state)
 static void test_round_trip_variants(void **state)
 {
     /* A key that does not start with method and path (spans copied), no tags,
-     * the encrypted flag, an empty body and head. */
+     * the encrypted flag, a sealed empty body (only the AEAD overhead). */
     static const char other_key[] = "opaque-key";
+    static const char empty_head[] = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n";
+    static const char sealed[CRY_AEAD_OVERHEAD];
     struct cache_entry_init in = {
         .key = other_key,
         .key_len = sizeof(other_key) - 1,
         .method = "PURGE",
         .path = "/",
         .path_len = 1,
+        .head = empty_head,
+        .head_len = sizeof(empty_head) - 1,
+        .body = sealed,
+        .body_len = sizeof(sealed),
         .stored_ms = 5,
         .expires_ms = 5,
         .stale_until_ms = 9000,
@@ -270,6 +277,14 @@ static void test_malformed_spans(void **state)
     expect_refused(tags + 3, "x", 1);           /* list not terminated */
     expect_refused(tags + 4, "x", 1);
     expect_refused(hd + 4, "\0", 1);            /* NUL in the head */
+    /* A head a hit could not send as it is. */
+    expect_refused(hd, "HTTP/1.0", 8);          /* another version */
+    expect_refused(hd + 9, "x", 1);             /* no status code */
+    expect_refused(hd + 9, "6", 1);             /* a status outside 1xx..5xx */
+    expect_refused(hd + 12, "\r", 1);           /* no space after the code */
+    expect_refused(hd + sizeof(head) - 5, "2", 1);     /* Content-Length: 12, body 11 */
+    expect_refused(hd + sizeof(head) - 2, "x", 1);     /* not ending in CRLF */
+    expect_refused(hd + sizeof(head) - 9, "X", 1);     /* the last line is not Content-Length */
     /* Lengths: a key length that moves every span. */
     expect_refused(6, "\x19\x00", 2);
     expect_refused(12, "\xff\xff\xff\xff", 4);  /* tags_size past the end */

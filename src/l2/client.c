@@ -24,6 +24,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +38,14 @@
  * name + "\n!", left by delete_script): a SET that was on its way when the
  * index was deleted must not bring back what the delete removed. "\n" never
  * occurs in a path or a tag (the HTTP parser refuses control bytes).
+ * A SET that took more than 5 s from this node to Redis (ARGV[3]: the
+ * node's wall clock when it was sent; nodes and Redis keep NTP time) is
+ * dropped too: a tombstone only lasts as long as a fill plus a normal trip.
  * KEYS[1] = key, KEYS[2..] = indexes; ARGV[1] = value, ARGV[2] = ttl ms.
- * Returns 1 when written, 0 when a tombstone stopped it. */
+ * Returns 1 when written, 0 when a tombstone or its age stopped it. */
 static const char set_script[] =
+    "local t = redis.call('TIME')\n"
+    "if t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3]) > 5000 then return 0 end\n"
     "for i = 2, #KEYS do\n"
     "  if redis.call('EXISTS', KEYS[i] .. '\\n!') == 1 then return 0 end\n"
     "end\n"
@@ -319,9 +325,15 @@ static void arm_timer(struct l2_client *c, uint64_t now)
 
 /* ================= sending ================= */
 
+/* Bytes waiting in hiredis's output buffer beyond which operations fail
+ * fast: a slow Redis must not make a node hold (and later send) an
+ * unbounded backlog. */
+#define L2_MAX_OUTPUT_BYTES (64u << 20)
+
 static bool can_send(struct l2_client *c)
 {
-    return !c->closing && c->in_flight < c->max_pending && l2__conn_usable(&c->conn);
+    return !c->closing && c->in_flight < c->max_pending && l2__conn_usable(&c->conn) &&
+           sdslen(c->conn.ac->c.obuf) < L2_MAX_OUTPUT_BYTES;
 }
 
 /* Hands one command to hiredis. Returns the op, or NULL (counted as an error)
@@ -426,9 +438,9 @@ bool l2_set(struct l2_client *c, const char *key, size_t key_len, const char *va
         size_t lens[5] = {3, klen, value_len, 2, c->scratch.len - t};
         return send_op(c, OP_SET, 5, argv, lens) != NULL;
     }
-    /* EVAL script numkeys key index... value ttl: the texts go to scratch
-     * first, the pointers are taken once it no longer moves. */
-    size_t argc = 3 + 1 + n_index + 2, value_at = argc - 2;
+    /* EVAL script numkeys key index... value ttl sent_at: the texts go to
+     * scratch first, the pointers are taken once it no longer moves. */
+    size_t argc = 3 + 1 + n_index + 3, value_at = argc - 3;
     const char **argv = xmalloc(argc * sizeof(*argv));
     size_t *lens = xmalloc(argc * sizeof(*lens));
     size_t *offs = xmalloc(argc * sizeof(*offs));
@@ -441,8 +453,10 @@ bool l2_set(struct l2_client *c, const char *key, size_t key_len, const char *va
             scratch_key(c, key, key_len);
         else if (i < value_at)
             scratch_key(c, index_keys[i - 4].data, index_keys[i - 4].len);
-        else if (i > value_at)
+        else if (i == value_at + 1)
             scratch_u64(c, ttl_ms);
+        else if (i == value_at + 2)
+            scratch_u64(c, (uint64_t)util_wall_ms());
         lens[i] = c->scratch.len - offs[i];
     }
     for (size_t i = 2; i < argc; i++)

@@ -419,8 +419,9 @@ static void on_deleted(void *arg, enum l2_result r, uint64_t count)
 static void on_generation(void *arg, enum l2_result r, int64_t value);
 
 /* How long a fill begun before an invalidation may still reach Redis: the
- * longest integration timeout of the running config, and two command
- * timeouts (the fill's GET and its SET) plus a second of slack. */
+ * longest integration timeout of the running config, two command timeouts
+ * (the fill's GET and its SET), the 5 s the SET script allows a write to
+ * travel (l2/client.c), and a second of slack. */
 static uint64_t tombstone_ms(void)
 {
     uint64_t longest = 0;
@@ -433,7 +434,7 @@ static uint64_t tombstone_ms(void)
                 longest = t > longest ? t : longest;
             }
     srv_runtime_release(&rt);
-    return longest + 2u * tier.opt.command_timeout_ms + 1000u;
+    return longest + 2u * tier.opt.command_timeout_ms + 6000u;
 }
 
 static void run_job(struct tier_job *j)

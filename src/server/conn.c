@@ -55,6 +55,8 @@ static void on_write(uv_write_t *w, int status)
         conn_close(c);
         return;
     }
+    if (c->state == CONN_CLOSING)
+        return; /* its request is aborted; the handles are closing */
     if (c->req && c->req->upstream_paused && conn_write_queue(c) < 256 * 1024)
         req_write_drained(c->req);
     if (c->close_after_write && c->writes_pending == 0)
@@ -337,6 +339,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->closing_handles > 0)
         return;
     struct wrk *w = c->w;
+    req_free(&c->req);
     buf_free(&c->in);
     free(c);
     w->n_conns--;
@@ -352,10 +355,11 @@ void conn_close(struct conn *c)
     if (c->state == CONN_CLOSING)
         return;
     c->state = CONN_CLOSING;
-    if (c->req) {
+    /* Aborted now, freed with the connection (on_handle_closed): a write
+     * that fails closes the connection from inside the request's own code,
+     * which goes on reading the request after the write returns. */
+    if (c->req)
         req_abort(c->req);
-        req_free(&c->req);
-    }
     srv_runtime_release(&c->rt);
     struct wrk *w = c->w;
     if (c->prev)

@@ -7,7 +7,10 @@
  * pipelined requests wait in c->in and are parsed only after the current
  * answer has been queued, so answers leave in request order. Reading stops
  * while a request is busy and c->in holds more than a head's worth of bytes.
- * The connection is freed only after both of its handles' close callbacks.
+ * The connection is freed only after both of its handles' close callbacks,
+ * and its request with it (aborted at conn_close, so nothing runs for it
+ * any more, but still readable by a caller that closed the connection
+ * through a failed write).
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -58,18 +58,23 @@ static const char set_script[] =
     "return 1\n";
 
 /* Deletes the keys an index lists, then the index, and leaves a tombstone
- * for ARGV[1] ms (none when 0); returns how many keys existed. DEL in
- * batches: unpack() is limited by Lua's C stack. */
+ * for ARGV[1] ms (none when 0); returns how many keys existed. The index is
+ * KEYS[1]; or, with ARGV[2] and ARGV[3], ARGV[2] .. GET(KEYS[1]) (0 when
+ * absent) .. ARGV[3]: the index of the generation Redis holds now, so a node
+ * that has not yet heard of a flush still deletes where the others write.
+ * DEL in batches: unpack() is limited by Lua's C stack. */
 static const char delete_script[] =
+    "local idx = KEYS[1]\n"
+    "if ARGV[2] then idx = ARGV[2] .. (redis.call('GET', KEYS[1]) or '0') .. ARGV[3] end\n"
     "if tonumber(ARGV[1]) > 0 then\n"
-    "  redis.call('SET', KEYS[1] .. '\\n!', '1', 'PX', ARGV[1])\n"
+    "  redis.call('SET', idx .. '\\n!', '1', 'PX', ARGV[1])\n"
     "end\n"
-    "local m = redis.call('SMEMBERS', KEYS[1])\n"
+    "local m = redis.call('SMEMBERS', idx)\n"
     "local n = 0\n"
     "for i = 1, #m, 1000 do\n"
     "  n = n + redis.call('DEL', unpack(m, i, math.min(i + 999, #m)))\n"
     "end\n"
-    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('DEL', idx)\n"
     "return n\n";
 
 /* INCR that never lands at or below ARGV[1]: a counter lost from Redis
@@ -88,22 +93,6 @@ static const char raise_to_script[] =
     "if v == nil then return redis.error_reply('not a counter') end\n"
     "if v < f then v = f; redis.call('SET', KEYS[1], v) end\n"
     "return v\n";
-
-/* delete_script on the index of the generation Redis holds now: ARGV[2] ..
- * GET(KEYS[1]) (0 when absent) .. ARGV[3]. A node that has not yet heard of
- * a flush still deletes where the others write. */
-static const char delete_at_script[] =
-    "local idx = ARGV[2] .. (redis.call('GET', KEYS[1]) or '0') .. ARGV[3]\n"
-    "if tonumber(ARGV[1]) > 0 then\n"
-    "  redis.call('SET', idx .. '\\n!', '1', 'PX', ARGV[1])\n"
-    "end\n"
-    "local m = redis.call('SMEMBERS', idx)\n"
-    "local n = 0\n"
-    "for i = 1, #m, 1000 do\n"
-    "  n = n + redis.call('DEL', unpack(m, i, math.min(i + 999, #m)))\n"
-    "end\n"
-    "redis.call('DEL', idx)\n"
-    "return n\n";
 
 enum op_kind { OP_GET, OP_GET_INT, OP_INCR, OP_COUNT, OP_SET, OP_PUBLISH };
 
@@ -505,9 +494,9 @@ bool l2_delete_index_at(struct l2_client *c, const char *gen_key, size_t gen_len
     size_t t_end = c->scratch.len;
     size_t h = scratch_key(c, head, head_len);
     size_t h_end = c->scratch.len;
-    const char *argv[7] = {"EVAL", delete_at_script, "1", c->scratch.data + g,
+    const char *argv[7] = {"EVAL", delete_script, "1", c->scratch.data + g,
                            c->scratch.data + t, c->scratch.data + h, tail};
-    size_t lens[7] = {4, sizeof(delete_at_script) - 1, 1, g_end - g, t_end - t, h_end - h,
+    size_t lens[7] = {4, sizeof(delete_script) - 1, 1, g_end - g, t_end - t, h_end - h,
                       tail_len};
     struct l2_op *op = send_op(c, OP_COUNT, 7, argv, lens);
     if (op) {

@@ -184,7 +184,6 @@ struct req {
 };
 
 /* tier.c (the shared tier; see the file's comment) */
-bool tier_enabled(void);
 /* Main thread: before the workers start / after they and the admin ended. */
 int tier_start(uv_loop_t *main_loop, const struct cfg *cfg);
 void tier_stop(void);

@@ -104,11 +104,6 @@ static struct {
     struct tier_stats st;
 } tier = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-bool tier_enabled(void)
-{
-    return tier.on;
-}
-
 /* ================= keys ================= */
 
 /* "<kind>:<api>/<stage>[:<generation>]" into out (cap TIER_KEY_MAX);
@@ -670,6 +665,18 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
+/* The copies tier.opt points to (the password wiped first). */
+static void free_options(void)
+{
+    if (tier.password)
+        OPENSSL_cleanse(tier.password, strlen(tier.password));
+    free(tier.host);
+    free(tier.username);
+    free(tier.password);
+    free(tier.prefix);
+    tier.host = tier.username = tier.password = tier.prefix = NULL;
+}
+
 int tier_start(uv_loop_t *loop, const struct cfg *cfg)
 {
     const struct cfg_cache_backend *b = &cfg->server.cache_backend;
@@ -695,13 +702,7 @@ int tier_start(uv_loop_t *loop, const struct cfg *cfg)
         log_error("shared tier: unusable Redis options");
         l2_client_free(&tier.client);
         l2_sub_free(&tier.sub);
-        if (tier.password)
-            OPENSSL_cleanse(tier.password, strlen(tier.password));
-        free(tier.host);
-        free(tier.username);
-        free(tier.password);
-        free(tier.prefix);
-        tier.host = tier.username = tier.password = tier.prefix = NULL;
+        free_options();
         return -1;
     }
     uv_async_init(loop, &tier.wake, on_wake);
@@ -743,12 +744,7 @@ void tier_stop(void)
         log_warn("shared tier: %zu invalidations never reached Redis", dropped);
     uv_close((uv_handle_t *)&tier.wake, NULL);
     uv_close((uv_handle_t *)&tier.tick, NULL);
-    if (tier.password)
-        OPENSSL_cleanse(tier.password, strlen(tier.password));
-    free(tier.host);
-    free(tier.username);
-    free(tier.password);
-    free(tier.prefix);
+    free_options();
     tier.on = false;
 }
 

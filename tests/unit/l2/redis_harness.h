@@ -266,6 +266,19 @@ static H_UNUSED void loop_finish(struct loop_fx *f)
     assert_int_equal(uv_loop_close(&f->loop), 0);
 }
 
+/* cmocka group setup of a file whose tests share one redis-server: started
+ * into *srv when it is installed (*have), else the tests skip themselves. */
+static H_UNUSED int h_redis_group_setup(bool *have, struct redis_srv *srv)
+{
+    signal(SIGPIPE, SIG_IGN); /* as gatecache does: hiredis writes with write(2) */
+    *have = redis_installed();
+    if (*have && !redis_start(srv, NULL)) {
+        fprintf(stderr, "redis-server is installed but did not start\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* Options for a test client or subscriber of the Redis on `port`: short
  * timeouts and backoff so restarts are quick, key prefix "t:". */
 static H_UNUSED struct l2_options h_test_options(int port)

@@ -112,13 +112,7 @@ static long long pttl(const char *key)
 
 static int group_setup(void **state)
 {
-    signal(SIGPIPE, SIG_IGN); /* as gatecache does: hiredis writes with write(2) */
-    g_have_redis = redis_installed();
-    if (g_have_redis && !redis_start(&g_srv, NULL)) {
-        fprintf(stderr, "redis-server is installed but did not start\n");
-        return -1;
-    }
-    return 0;
+    return h_redis_group_setup(&g_have_redis, &g_srv);
 }
 
 static int group_teardown(void **state)

@@ -94,13 +94,7 @@ static void publish_raw(const struct redis_srv *srv, const char *password, const
 
 static int group_setup(void **state)
 {
-    signal(SIGPIPE, SIG_IGN);
-    g_have_redis = redis_installed();
-    if (g_have_redis && !redis_start(&g_srv, NULL)) {
-        fprintf(stderr, "redis-server is installed but did not start\n");
-        return -1;
-    }
-    return 0;
+    return h_redis_group_setup(&g_have_redis, &g_srv);
 }
 
 static int group_teardown(void **state)

@@ -6,7 +6,6 @@ loopback without a token. Hits and misses are proven by origin counts."""
 import json
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,10 +42,7 @@ class AdminTest(GatewayTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.tmp = tempfile.mkdtemp(prefix="gatecache-e2e-admin-")
-        cls.token_file = os.path.join(cls.tmp, "token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
+        cls.tmp, cls.token_file = harness.admin_token_dir("gatecache-e2e-admin-", TOKEN)
 
     def gw(self, config=None):
         gw = self.gateway((config or CONFIG).replace("@TOKEN_FILE@", self.token_file))
@@ -57,12 +53,7 @@ class AdminTest(GatewayTest):
         return gw
 
     def admin(self, gw, method, path, token=TOKEN, body=None):
-        args = ["-X", method]
-        if token is not None:
-            args += ["-H", "Authorization: Bearer " + token]
-        if body is not None:
-            args += ["-H", "Content-Type: application/json", "--data-binary", body]
-        return curl("http://127.0.0.1:%d%s" % (gw.admin_port, path), *args)
+        return harness.admin_call(gw, method, path, token, body)
 
     def stage_url(self, stage="prod", what="cache"):
         return "/v1/apis/shop/stages/%s/%s" % (stage, what)

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -214,10 +213,7 @@ class InvalidationTest(GatewayTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.tmp = tempfile.mkdtemp(prefix="gatecache-e2e-inv-")
-        cls.token_file = os.path.join(cls.tmp, "token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
+        cls.tmp, cls.token_file = harness.admin_token_dir("gatecache-e2e-inv-", TOKEN)
         cls.seed_secret_file = os.path.join(cls.tmp, "seed-secret")
         with open(cls.seed_secret_file, "w") as f:
             f.write(IDENTITIES["seed"][1] + "\n")
@@ -264,10 +260,7 @@ class InvalidationTest(GatewayTest):
         return curl(gw.url(path), "-H", MAX_AGE_0, *header_args(headers or {}))
 
     def admin(self, gw, method, path, body=None):
-        args = ["-X", method, "-H", "Authorization: Bearer " + TOKEN]
-        if body is not None:
-            args += ["-H", "Content-Type: application/json", "--data-binary", body]
-        return curl("http://127.0.0.1:%d%s" % (gw.admin_port, path), *args)
+        return harness.admin_call(gw, method, path, TOKEN, body)
 
     def invalidate(self, gw, stage, doc):
         r = self.admin(gw, "POST", "/v1/apis/petstore/stages/%s/invalidations" % stage,

@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -186,10 +185,7 @@ class AwsCliTest(GatewayTest):
             raise AssertionError("%s not found: Debian's awscli is required "
                                  "(scripts/install-deps.sh)" % AWS)
         super().setUpClass()
-        cls.tmp = tempfile.mkdtemp(prefix="gatecache-e2e-awscli-")
-        cls.token_file = os.path.join(cls.tmp, "token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
+        cls.tmp, cls.token_file = harness.admin_token_dir("gatecache-e2e-awscli-", TOKEN)
 
     @classmethod
     def tearDownClass(cls):

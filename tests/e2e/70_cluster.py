@@ -19,13 +19,13 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import GatewayTest, curl, free_port, port_open, stop_pid  # noqa: E402
+from prometheus import parse_prometheus  # noqa: E402
 
 TOKEN = "e2e-cluster-admin-token-7Hq2"
 PROPAGATION_S = 10.0
@@ -126,9 +126,9 @@ def redis_command(port, *args, timeout=5):
     req = b"*%d\r\n" % len(args) + b"".join(
         b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() if isinstance(x, str) else x
                                                  for x in args))
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s, \
+            s.makefile("rb") as f:
         s.sendall(req)
-        f = s.makefile("rb")
 
         def one():
             line = f.readline().rstrip(b"\r\n")
@@ -151,6 +151,7 @@ class DelayProxy:
 
     def __init__(self, target_port, delay):
         self.target, self.delay = target_port, delay
+        self.writers = set()  # both ends of every connection, closed at stop
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -173,13 +174,20 @@ class DelayProxy:
         finally:
             w.close()
 
-    async def _handle(self, cr, cw):
+    async def _connect(self, cw):
+        """The connection to Redis for a client's, or None (client closed)."""
         try:
             sr, sw = await asyncio.open_connection("127.0.0.1", self.target)
         except OSError:
             cw.close()
-            return
-        await asyncio.gather(self._pipe(cr, sw, self.delay), self._pipe(sr, cw, 0))
+            return None
+        self.writers.update((cw, sw))
+        return sr, sw
+
+    async def _handle(self, cr, cw):
+        conn = await self._connect(cw)
+        if conn:
+            await asyncio.gather(self._pipe(cr, conn[1], self.delay), self._pipe(conn[0], cw, 0))
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
@@ -187,8 +195,16 @@ class DelayProxy:
             asyncio.start_server(self._handle, "127.0.0.1", self.port))
         self.ready.set()
         self.loop.run_forever()
+        # Every connection closed, then its pipes end by themselves, so the
+        # loop closes with nothing pending.
         server.close()
+        for w in self.writers:
+            w.transport.abort()
+        tasks = asyncio.all_tasks(self.loop)
+        if tasks:
+            self.loop.run_until_complete(asyncio.wait(tasks, timeout=5))
         self.loop.run_until_complete(server.wait_closed())
+        self.loop.close()
 
     def stop(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -199,11 +215,7 @@ class ClusterTest(GatewayTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.tmp = tempfile.mkdtemp(prefix="gatecache-e2e-cluster-")
-        cls.token_file = os.path.join(cls.tmp, "token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        os.chmod(cls.token_file, 0o600)
+        cls.tmp, cls.token_file = harness.admin_token_dir("gatecache-e2e-cluster-", TOKEN)
 
     @classmethod
     def tearDownClass(cls):
@@ -247,19 +259,19 @@ class ClusterTest(GatewayTest):
         return curl(gw.url(path), *args)
 
     def admin(self, gw, method, path, body=None):
-        args = ["-X", method, "-H", "Authorization: Bearer " + TOKEN]
-        if body is not None:
-            args += ["-H", "Content-Type: application/json", "--data-binary", body]
-        return curl("http://127.0.0.1:%d%s" % (gw.admin_port, path), *args)
+        return harness.admin_call(gw, method, path, TOKEN, body)
 
     def metrics(self, gw):
+        """Every sample of /metrics, read with the strict parser (so the
+        shared tier's lines are checked as Prometheus text too), by name
+        and labels as written: 'gatecache_l2_lookups_total{result="hit"}'."""
         r = self.admin(gw, "GET", "/metrics")
         self.assertEqual(r.status, 200, r)
         out = {}
-        for line in r.body.decode().splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
+        for fam in parse_prometheus(r.body.decode()).values():
+            for name, labels, value in fam["samples"]:
+                ls = ",".join('%s="%s"' % kv for kv in labels.items())
+                out[name + ("{%s}" % ls if ls else "")] = value
         return out
 
     def wait_metric(self, gw, name, ok, timeout=PROPAGATION_S):
@@ -454,11 +466,10 @@ class ReplyDelayProxy(DelayProxy):
     async def _handle(self, cr, cw):
         idx = self.accepted
         self.accepted += 1
-        try:
-            sr, sw = await asyncio.open_connection("127.0.0.1", self.target)
-        except OSError:
-            cw.close()
+        conn = await self._connect(cw)
+        if not conn:
             return
+        sr, sw = conn
 
         async def answers():
             try:

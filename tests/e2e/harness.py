@@ -468,6 +468,28 @@ def curl(url, *args, timeout=20):
     return Response(status, headers, out, p.returncode, p.stderr.decode("utf-8", "replace"), raw)
 
 
+def admin_token_dir(prefix, token):
+    """A temp dir (the caller removes it) holding an admin token file, mode
+    0600; returns (dir, token file)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    path = os.path.join(d, "token")
+    with open(path, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return d, path
+
+
+def admin_call(gw, method, path, token, body=None):
+    """One admin API call with curl: a bearer token (None: none) and an
+    optional JSON body."""
+    args = ["-X", method]
+    if token is not None:
+        args += ["-H", "Authorization: Bearer " + token]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data-binary", body]
+    return curl("http://127.0.0.1:%d%s" % (gw.admin_port, path), *args)
+
+
 def raw(port, data, read_timeout=2.0, total_timeout=10.0):
     """Send bytes on a fresh connection; read until EOF or read_timeout of
     silence. Returns (bytes, closed_by_peer)."""

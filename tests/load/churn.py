@@ -144,23 +144,11 @@ def metrics(gw):
     return loadlib.stage_metrics(gw, "churn", "prod")
 
 
-class Stats:
+class Stats(loadlib.Stats):
     def __init__(self):
-        self.lock = threading.Lock()
-        self.c = {}
+        super().__init__()
         self.pushed = 0          # body bytes of MISS answers (stored by the gateway)
-        self.samples_text = []
         self.done = threading.Event()
-
-    def add(self, **kw):
-        with self.lock:
-            for k, v in kw.items():
-                self.c[k] = self.c.get(k, 0) + v
-
-    def sample(self, text):
-        with self.lock:
-            if len(self.samples_text) < 10:
-                self.samples_text.append(text)
 
 
 def client(port, stop_at, rng, st, tid):
@@ -357,7 +345,7 @@ def main():
         failures.append("no eviction")
     if c.get("errors", 0):
         failures.append("%d errors" % c["errors"])
-    return loadlib.finish(failures, gw, t_start, st.samples_text, alive, stop_rc, sanitizer,
+    return loadlib.finish(failures, gw, t_start, st.samples, alive, stop_rc, sanitizer,
                           stderr_tail, hung,
                           "PASS: peak RSS within the bound" if not harness.SANITIZED
                           else "PASS (sanitized build: RSS not judged)")

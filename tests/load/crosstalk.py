@@ -208,22 +208,10 @@ def run_edge_probes(gw):
 
 # ------------------------------------------------------------------ load
 
-class Stats:
+class Stats(loadlib.Stats):
     def __init__(self):
-        self.lock = threading.Lock()
-        self.c = {}
-        self.samples = []
+        super().__init__()
         self.keys = set()
-
-    def add(self, **kw):
-        with self.lock:
-            for k, v in kw.items():
-                self.c[k] = self.c.get(k, 0) + v
-
-    def sample(self, text):
-        with self.lock:
-            if len(self.samples) < 10:
-                self.samples.append(text)
 
 
 def client(port, stop_at, rng, st):

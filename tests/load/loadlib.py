@@ -1,12 +1,36 @@
-"""What the load scripts share: reading a stage's series from /metrics, and
-the common end of a run (gateway-level failures, the report, PASS/FAIL)."""
+"""What the load scripts share: counters of a run, reading a stage's series
+from /metrics, and the common end of a run (gateway-level failures, the
+report, PASS/FAIL)."""
 import re
 import shutil
+import threading
 import time
 
 from harness import http_request
 
 METRIC_RE = re.compile(r'^(gatecache_[a-z_]+)\{(.*)\} ([0-9.eE+-]+)$')
+
+
+class Stats:
+    """Counters of a run and its first few problem samples, shared by the
+    client threads (add and sample take the lock)."""
+
+    MAX_SAMPLES = 10
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.c = {}
+        self.samples = []
+
+    def add(self, **kw):
+        with self.lock:
+            for k, v in kw.items():
+                self.c[k] = self.c.get(k, 0) + v
+
+    def sample(self, text):
+        with self.lock:
+            if len(self.samples) < self.MAX_SAMPLES:
+                self.samples.append(text)
 
 
 def stage_metrics(gw, api, stage, headers=None):

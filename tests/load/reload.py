@@ -39,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 import harness  # noqa: E402
 from harness import Gateway, Origin, RawConn, http_request  # noqa: E402
+import loadlib  # noqa: E402
 
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "20"))
 THREADS = int(os.environ.get("LOAD_THREADS", "6"))
@@ -103,22 +104,13 @@ def key_sum(bucket, ident):
     return hashlib.sha256(json.dumps(["/echo-key/" + bucket, ident, None]).encode()).hexdigest()
 
 
-class Stats:
+class Stats(loadlib.Stats):
     def __init__(self):
-        self.lock = threading.Lock()
-        self.c = {}
-        self.samples = []
+        super().__init__()
         self.versions = set()
 
-    def add(self, **kw):
-        with self.lock:
-            for k, v in kw.items():
-                self.c[k] = self.c.get(k, 0) + v
-
     def sample(self, text):
-        with self.lock:
-            if len(self.samples) < 10:
-                self.samples.append("%.3f %s" % (time.monotonic() - T0, text))
+        super().sample("%.3f %s" % (time.monotonic() - T0, text))
 
 
 T0 = time.monotonic()

@@ -16,7 +16,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 origin_port=$(free_port)
 python3 "$top/tests/e2e/origin.py" --port "$origin_port" >"$tmp/origin.log" 2>&1 &
 pids+=($!)

@@ -77,7 +77,8 @@ if ! command -v nginx >/dev/null || [ ! -r "$conf/origin.nginx.conf.in" ]; then
     exit 0
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 nginx_user=""
 [ "$(id -u)" -ne 0 ] || nginx_user="user root root;"
 json_of_size() { # a JSON document of exactly $1 bytes, as peers.sh makes it
